@@ -1,0 +1,7 @@
+"""Generate, verify and operate the SynthOrg stack on Docker Compose."""
+
+from __future__ import annotations
+
+__all__ = ["__version__"]
+
+__version__ = "0.1.0"

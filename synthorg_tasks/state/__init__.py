@@ -1,0 +1,1 @@
+"""Persistent state of an install: paths, config.json, the lock and secrets."""
