@@ -215,9 +215,7 @@ class TransportError(VerificationError):
         hints: Sequence[str] = (),
         exit_code: int | None = None,
     ) -> None:
-        super().__init__(
-            message, hints=[*hints, AIR_GAPPED_HINT], exit_code=exit_code
-        )
+        super().__init__(message, hints=[*hints, AIR_GAPPED_HINT], exit_code=exit_code)
 
 
 class PullError(SynthorgError):

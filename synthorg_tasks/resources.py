@@ -43,7 +43,9 @@ def pins_path() -> Path:
     checkout = _CHECKOUT_ROOT / "config" / "pins.toml"
     if checkout.is_file():
         return checkout
-    raise FileNotFoundError("pins.toml not found in the installed package or the checkout")
+    raise FileNotFoundError(
+        "pins.toml not found in the installed package or the checkout"
+    )
 
 
 def read_template(name: str) -> str:

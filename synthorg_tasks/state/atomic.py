@@ -8,6 +8,7 @@ mode and renamed over the target. Any failure before the rename removes it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -28,7 +29,9 @@ def temp_prefix(name: str) -> str:
     return f".{name}.tmp-"
 
 
-def stale_temp_files(directory: Path, name: str, *, now: float | None = None) -> list[Path]:
+def stale_temp_files(
+    directory: Path, name: str, *, now: float | None = None
+) -> list[Path]:
     """List temporary siblings of ``name`` older than one hour (left by killed runs)."""
     cutoff = (time.time() if now is None else now) - STALE_TEMP_AGE_SECONDS
     prefix = temp_prefix(name)
@@ -92,7 +95,9 @@ def atomic_write(target: Path, data: bytes, *, mode: int = 0o600) -> None:
     try:
         fd = os.open(temp, flags, 0o600)
     except OSError as exc:
-        raise ConfigError(f"cannot create a temporary file in {directory}: {exc.strerror}") from exc
+        raise ConfigError(
+            f"cannot create a temporary file in {directory}: {exc.strerror}"
+        ) from exc
     try:
         try:
             # The umask may have removed bits from 0600; set them explicitly.
@@ -107,10 +112,8 @@ def atomic_write(target: Path, data: bytes, *, mode: int = 0o600) -> None:
             os.close(fd)
         os.replace(temp, target)
     except BaseException as exc:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             temp.unlink()
-        except FileNotFoundError:
-            pass
         if isinstance(exc, OSError):
             raise ConfigError(f"cannot write {target}: {exc.strerror or exc}") from exc
         raise

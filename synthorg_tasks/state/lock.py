@@ -7,6 +7,7 @@ re-entrant: functions that call each other pass the held lock down.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -48,9 +49,13 @@ class LifecycleLock:
             raise RuntimeError("the lifecycle lock is not re-entrant")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            fd = os.open(
+                self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
+            )
         except OSError as exc:
-            raise ConfigError(f"cannot open the lock file {self.path}: {exc.strerror}") from exc
+            raise ConfigError(
+                f"cannot open the lock file {self.path}: {exc.strerror}"
+            ) from exc
         deadline = time.monotonic() + self.timeout
         while True:
             try:
@@ -68,10 +73,8 @@ class LifecycleLock:
             except BaseException:
                 os.close(fd)
                 raise
-        try:
+        with contextlib.suppress(OSError):
             os.fchmod(fd, 0o600)
-        except OSError:
-            pass
         self._fd = fd
         _logger.debug("lifecycle lock taken: %s", self.path)
 
