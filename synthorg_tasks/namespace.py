@@ -13,8 +13,23 @@ def build_namespace(include_dev: bool = False) -> Collection:
     ``include_dev`` adds the checkout-only ``pins`` collection, which edits
     ``config/pins.toml`` and is therefore absent from the installed program.
     """
+    from synthorg_tasks.tasks import config as config_tasks
     from synthorg_tasks.tasks import core
 
     root = Collection()
     root.add_task(core.init)
+
+    config = Collection("config")
+    for task in (
+        config_tasks.config_get,
+        config_tasks.config_set,
+        config_tasks.config_unset,
+        config_tasks.config_list,
+        config_tasks.config_show,
+        config_tasks.config_path,
+        config_tasks.config_edit,
+        config_tasks.config_import,
+    ):
+        config.add_task(task)
+    root.add_collection(config)
     return root
