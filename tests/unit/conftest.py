@@ -1,0 +1,48 @@
+"""Fixtures shared by the unit tests: a real install made by ``init``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from synthorg_tasks.lifecycle.init import InitRequest, run_init
+from synthorg_tasks.output import Output
+from synthorg_tasks.state.secrets import clear_secrets
+
+Installer = Callable[..., Path]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Remove SYNTHORG_* variables and the secret registry between tests."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("SYNTHORG_") or name in ("VISUAL", "EDITOR"):
+            monkeypatch.delenv(name)
+    clear_secrets()
+    yield
+    clear_secrets()
+
+
+@pytest.fixture
+def install(tmp_path: Path) -> Installer:
+    """Return a function that runs ``init`` for a fresh data dir and returns it."""
+
+    def make(
+        backend: str = "sqlite", bus: str = "internal", name: str = "install"
+    ) -> Path:
+        data_dir = tmp_path / name
+        request = InitRequest(backend=backend, bus=bus, yes=True, environ={})
+        run_init(
+            request,
+            data_dir,
+            Output(quiet=True),
+            volume_probe=lambda project: False,
+            container_probe=lambda project: False,
+        )
+        return data_dir
+
+    return make
