@@ -620,6 +620,8 @@ def _build(
     data_dir_value = doc.get("data_dir")
     if data_dir_value is not None and not isinstance(data_dir_value, str):
         b.problem("data_dir", data_dir_value, "expected a JSON string")
+    elif isinstance(data_dir_value, str) and not os.path.isabs(data_dir_value):
+        b.problem("data_dir", data_dir_value, "an absolute path")
 
     extra = {k: v for k, v in doc.items() if k not in _KNOWN_KEYS}
     config = Config(
@@ -800,7 +802,7 @@ def load_teardown(data_dir: Path) -> Config:
         document, data_dir, strict=False, coerce=True, default_tag=tag
     )
     for finding in findings:
-        if finding.key == "project_name":
+        if finding.key in ("data_dir", "project_name"):
             raise ConfigInvalid(f"config: {finding.message}")
     return config
 
