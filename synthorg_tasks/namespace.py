@@ -14,10 +14,12 @@ def build_namespace(include_dev: bool = False) -> Collection:
     ``config/pins.toml`` and is therefore absent from the installed program.
     """
     from synthorg_tasks.tasks import config as config_tasks
-    from synthorg_tasks.tasks import core
+    from synthorg_tasks.tasks import core, teardown
 
     root = Collection()
     root.add_task(core.init)
+    root.add_task(teardown.uninstall)
+    root.add_task(teardown.wipe)
 
     config = Collection("config")
     for task in (
