@@ -15,11 +15,13 @@ def build_namespace(include_dev: bool = False) -> Collection:
     """
     from synthorg_tasks.tasks import config as config_tasks
     from synthorg_tasks.tasks import core, teardown
+    from synthorg_tasks.tasks import update as update_tasks
 
     root = Collection()
     root.add_task(core.init)
     root.add_task(teardown.uninstall)
     root.add_task(teardown.wipe)
+    root.add_task(update_tasks.update)
 
     config = Collection("config")
     for task in (
