@@ -12,6 +12,8 @@ import shutil
 
 import nox
 
+# uv must not download interpreters: the test machines reach no Python mirror.
+os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
 nox.options.default_venv_backend = "uv|venv"
 nox.options.sessions = ["lint", "unit", "verify", "compose_config"]
 nox.options.error_on_missing_interpreters = False
