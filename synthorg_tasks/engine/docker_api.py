@@ -254,12 +254,19 @@ class DockerApi:
             raise EngineError(f"{what} failed: {exc}") from exc
 
     def list_containers(
-        self, project: str, *, service: str | None = None, inspect: bool = True
+        self,
+        project: str,
+        *,
+        service: str | None = None,
+        inspect: bool = True,
+        inspect_all: bool = False,
     ) -> list[ContainerInfo]:
         """List the project's containers in every state, one-off runs excluded.
 
         One list call; with ``inspect`` every container whose summary lacks
-        facts (see :attr:`ContainerInfo.needs_inspect`) is inspected as well.
+        facts (see :attr:`ContainerInfo.needs_inspect`) is inspected as well,
+        and with ``inspect_all`` every container that is not healthy, which
+        the crash-loop monitor needs for restart counts.
         """
         labels = [f"{PROJECT_LABEL}={project}"]
         if service is not None:
@@ -275,7 +282,8 @@ class DockerApi:
             if (summary.get("Labels") or {}).get(ONEOFF_LABEL, "False") == "True":
                 continue
             info = _from_summary(summary)
-            if inspect and info.needs_inspect:
+            wanted = info.needs_inspect or (inspect_all and info.health != "healthy")
+            if inspect and wanted:
                 info = self._inspected(info)
             found.append(info)
         found.sort(key=lambda c: (c.service, c.name))
