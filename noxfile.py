@@ -21,7 +21,9 @@ CI_PYTHON = "3.11"
 TEST_EXTRA = ".[test]"
 
 
-def _pytest(session: nox.Session, *args: str, env: dict[str, str] | None = None) -> None:
+def _pytest(
+    session: nox.Session, *args: str, env: dict[str, str] | None = None
+) -> None:
     session.run("python", "-m", "pytest", *args, *session.posargs, env=env or {})
 
 

@@ -28,7 +28,9 @@ def require_binary(name: str, *candidates: str) -> str:
     """Return the path of the first binary found, or skip/fail naming them."""
     for candidate in (name, *candidates):
         found = shutil.which(candidate) or (
-            candidate if os.path.isabs(candidate) and os.access(candidate, os.X_OK) else None
+            candidate
+            if os.path.isabs(candidate) and os.access(candidate, os.X_OK)
+            else None
         )
         if found:
             return found

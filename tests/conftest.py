@@ -47,9 +47,9 @@ def run_synthorg(*args: str, stdin: str = "") -> RunResult:
     """Run the ``synthorg`` program in this process and capture what it prints."""
     import sys
 
-    from synthorg_tasks.program import SynthorgProgram
-    from synthorg_tasks.namespace import build_namespace
     from synthorg_tasks import __version__
+    from synthorg_tasks.namespace import build_namespace
+    from synthorg_tasks.program import SynthorgProgram
 
     program = SynthorgProgram(
         name="synthorg",

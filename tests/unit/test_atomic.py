@@ -156,12 +156,18 @@ def test_exclusive_create_never_reuses_a_planted_file(
 def test_second_lock_holder_times_out(tmp_path: Path) -> None:
     data = tmp_path / "d"
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time; from pathlib import Path; "
-         "from synthorg_tasks.state.lock import LifecycleLock; "
-         "lock = LifecycleLock(Path(sys.argv[1])); lock.acquire(); "
-         "print('held', flush=True); time.sleep(30)", str(data)],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; "
+            "from synthorg_tasks.state.lock import LifecycleLock; "
+            "lock = LifecycleLock(Path(sys.argv[1])); lock.acquire(); "
+            "print('held', flush=True); time.sleep(30)",
+            str(data),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     try:
         assert holder.stdout is not None

@@ -244,7 +244,11 @@ def test_teardown_malformed_hints_manual_down(tmp_path: Path) -> None:
 
 
 def test_unknown_keys_preserved_verbatim(tmp_path: Path) -> None:
-    extra = {"jwt_secret": "abc", "sandbox": {"nested": [1, 2]}, "telemetry_opt_in": False}
+    extra = {
+        "jwt_secret": "abc",
+        "sandbox": {"nested": [1, 2]},
+        "telemetry_opt_in": False,
+    }
     _write(tmp_path, {**_valid(tmp_path), **extra})
     config = load_strict(tmp_path)
     document = json.loads(serialise_config(config))
@@ -261,7 +265,9 @@ def test_tunable_env_twin_wins(tmp_path: Path) -> None:
     assert config.tunable_seconds("lock_timeout", {"SYNTHORG_LOCK_TIMEOUT": ""}) == 5
 
 
-def test_readable_config_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_readable_config_warns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = _write(tmp_path, _valid(tmp_path))
     path.chmod(0o644)
     import logging

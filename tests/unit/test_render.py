@@ -19,8 +19,12 @@ from synthorg_tasks.verify.pins import load_pins
 
 PINS = load_pins()
 PASSWORD = "p@ss$w:rd/#%'\"" + "y" * 30
-TOPOLOGIES = [("sqlite", "internal"), ("postgres", "internal"), ("sqlite", "nats"),
-              ("postgres", "nats")]
+TOPOLOGIES = [
+    ("sqlite", "internal"),
+    ("postgres", "internal"),
+    ("sqlite", "nats"),
+    ("postgres", "nats"),
+]
 
 
 def _config(backend: str = "postgres", bus: str = "nats", **changes: Any) -> Config:
@@ -47,7 +51,9 @@ def _render(config: Config, environ: dict[str, str] | None = None) -> dict[str, 
 def _output_expressions(node: nodes.Node) -> list[nodes.Node]:
     found = []
     for output in node.find_all(nodes.Output):
-        found += [child for child in output.nodes if not isinstance(child, nodes.TemplateData)]
+        found += [
+            child for child in output.nodes if not isinstance(child, nodes.TemplateData)
+        ]
     return found
 
 
@@ -73,20 +79,29 @@ def test_filter_audit_catches_an_unfiltered_expression() -> None:
 
 @pytest.mark.parametrize(("backend", "bus"), TOPOLOGIES)
 def test_structure_per_topology(backend: str, bus: str) -> None:
-    text = render_compose(RenderParams.from_config(_config(backend, bus), PINS, environ={}))
+    text = render_compose(
+        RenderParams.from_config(_config(backend, bus), PINS, environ={})
+    )
     doc = yaml.safe_load(text)
     assert "name" not in doc
     assert "version" not in doc
     for forbidden in ("ulimits", "env_file", "${"):
         assert forbidden not in text
     services = doc["services"]
-    expected = ["data-init", *(["postgres"] if backend == "postgres" else []),
-                *(["nats"] if bus == "nats" else []), "backend", "web"]
+    expected = [
+        "data-init",
+        *(["postgres"] if backend == "postgres" else []),
+        *(["nats"] if bus == "nats" else []),
+        "backend",
+        "web",
+    ]
     assert list(services) == expected
     env = services["backend"]["environment"]
     assert all(isinstance(v, str) for v in env.values())
     assert "healthcheck" not in services["backend"]
-    assert services["web"]["depends_on"] == {"backend": {"condition": "service_healthy"}}
+    assert services["web"]["depends_on"] == {
+        "backend": {"condition": "service_healthy"}
+    }
     script = services["data-init"]["command"][2]
     if backend == "postgres":
         pg = services["postgres"]
@@ -123,7 +138,7 @@ def test_database_url_is_percent_encoded() -> None:
     url = env["SYNTHORG_DATABASE_URL"]
     assert url.startswith("postgresql://synthorg:p%40ss%24w%3Ard%2F%23%25%27%22")
     assert url.endswith("@postgres:5432/synthorg")
-    userinfo = url[len("postgresql://"):url.rindex("@")]
+    userinfo = url[len("postgresql://") : url.rindex("@")]
     assert not set("$@:/?#") & set(userinfo.split(":", 1)[1])
 
 
@@ -141,20 +156,29 @@ def test_pinned_synthorg_refs_need_current_cache() -> None:
     assert backend == "ghcr.io/aureliolo/synthorg-backend@sha256:" + "1" * 64
     stale = _render(_config(verified_digests=digests, verified_image_tag="0.9.0"))
     assert stale["services"]["backend"]["image"].endswith("synthorg-backend:1.0.0")
-    partial = _render(_config(verified_digests={"backend": digests["backend"]},
-                              verified_image_tag="1.0.0"))
+    partial = _render(
+        _config(
+            verified_digests={"backend": digests["backend"]}, verified_image_tag="1.0.0"
+        )
+    )
     assert partial["services"]["web"]["image"].endswith(":1.0.0")
 
 
 def test_override_removes_every_digest() -> None:
     digests = {"backend": "sha256:" + "1" * 64, "web": "sha256:" + "2" * 64}
-    config = _config(registry_host="127.0.0.1:5000", verified_digests=digests,
-                     verified_image_tag="1.0.0")
+    config = _config(
+        registry_host="127.0.0.1:5000",
+        verified_digests=digests,
+        verified_image_tag="1.0.0",
+    )
     assert active_overrides(config, PINS, {}) == ["registry_host"]
     services = _render(config)["services"]
     for name in ("backend", "web", "postgres", "nats"):
         assert "@sha256" not in services[name]["image"]
-    assert services["backend"]["image"] == "127.0.0.1:5000/aureliolo/synthorg-backend:1.0.0"
+    assert (
+        services["backend"]["image"]
+        == "127.0.0.1:5000/aureliolo/synthorg-backend:1.0.0"
+    )
     assert services["postgres"]["image"] == "dhi.io/postgres:18-debian13"
 
 
@@ -162,12 +186,17 @@ def test_override_from_environment() -> None:
     env = {"SYNTHORG_DATA_INIT_IMAGE": "localhost/busybox:test"}
     config = _config()
     assert active_overrides(config, PINS, env) == ["data_init_image"]
-    assert _render(config, env)["services"]["data-init"]["image"] == "localhost/busybox:test"
+    assert (
+        _render(config, env)["services"]["data-init"]["image"]
+        == "localhost/busybox:test"
+    )
 
 
 def test_invalid_override_never_falls_back() -> None:
     with pytest.raises(ConfigInvalid) as caught:
-        RenderParams.from_config(_config(), PINS, environ={"SYNTHORG_REGISTRY_HOST": "bad host"})
+        RenderParams.from_config(
+            _config(), PINS, environ={"SYNTHORG_REGISTRY_HOST": "bad host"}
+        )
     assert "registry_host" in caught.value.message
 
 
