@@ -19,7 +19,6 @@ from synthorg_tasks.state.secrets import clear_secrets
 from tests.capabilities import require
 from tests.integration import servers
 
-FIXTURE_MIGRATIONS = Path(__file__).resolve().parent.parent / "fixtures" / "migrations"
 NATS_VERSIONS = ("2.9", "2.15")
 
 

@@ -68,19 +68,19 @@ def _is_root() -> bool:
     return os.geteuid() == 0
 
 
-def _as_pg_user(argv: Sequence[str]) -> list[str]:
+def as_pg_user(argv: Sequence[str]) -> list[str]:
     if _is_root():
         return ["runuser", "-u", PG_OS_USER, "--", *argv]
     return list(argv)
 
 
-def _run(argv: Sequence[str], what: str) -> subprocess.CompletedProcess[str]:
+def _run(argv: Sequence[str], program: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         list(argv), capture_output=True, text=True, check=False, timeout=120
     )
     if result.returncode != 0:
         raise ServerError(
-            f"{what} failed with exit code {result.returncode}:\n"
+            f"{program} failed with exit code {result.returncode}:\n"
             f"{result.stdout}{result.stderr}"
         )
     return result
@@ -127,9 +127,18 @@ def find_pg_bindir() -> Path:
     )
 
 
-def pg_available() -> tuple[bool, str]:
-    """Report whether a PostgreSQL server can be started here, and why not."""
-    if os.environ.get(ADMIN_DSN_ENV):
+def admin_dsn_given() -> bool:
+    """Report whether the tests use a server named by the admin DSN variable."""
+    return bool(os.environ.get(ADMIN_DSN_ENV))
+
+
+def pg_available(allow_admin_dsn: bool = True) -> tuple[bool, str]:
+    """Report whether a PostgreSQL server can be used here, and why not.
+
+    With ``allow_admin_dsn=False`` the question is whether a private server can
+    be started from local binaries.
+    """
+    if allow_admin_dsn and admin_dsn_given():
         return True, ""
     try:
         find_pg_bindir()
@@ -182,7 +191,7 @@ class PostgresCluster:
             f"unix_socket_directories = '{self.base_dir}'\n"
             "fsync = off\n"
         )
-        _write_as_pg_user(self.data_dir / "postgresql.auto.conf", settings)
+        _writeas_pg_user(self.data_dir / "postgresql.auto.conf", settings)
         argv = [
             str(self.bindir / "pg_ctl"),
             "-D",
@@ -195,7 +204,7 @@ class PostgresCluster:
             "start",
         ]
         result = subprocess.run(
-            _as_pg_user(argv), capture_output=True, text=True, check=False
+            as_pg_user(argv), capture_output=True, text=True, check=False
         )
         if result.returncode != 0:
             raise ServerError(
@@ -210,7 +219,7 @@ class PostgresCluster:
             return
         argv = [str(self.bindir / "pg_ctl"), "-D", str(self.data_dir)]
         result = subprocess.run(
-            _as_pg_user([*argv, "-m", "fast", "-w", "-t", "30", "stop"]),
+            as_pg_user([*argv, "-m", "fast", "-w", "-t", "30", "stop"]),
             capture_output=True,
             text=True,
             check=False,
@@ -244,7 +253,7 @@ class PostgresCluster:
         return int(first) if first.strip().isdigit() else None
 
 
-def _write_as_pg_user(path: Path, text: str, append: bool = True) -> None:
+def _writeas_pg_user(path: Path, text: str, append: bool = True) -> None:
     with path.open("a" if append else "w", encoding="utf-8") as handle:
         handle.write(text)
     if _is_root():
@@ -265,9 +274,9 @@ def init_cluster(parent: Path | None = None) -> PostgresCluster:
     pwfile = base_dir / "pwfile"
     try:
         pwfile.touch(mode=0o600)
-        _write_as_pg_user(pwfile, cluster.superuser_password, append=False)
+        _writeas_pg_user(pwfile, cluster.superuser_password, append=False)
         _run(
-            _as_pg_user(
+            as_pg_user(
                 [
                     str(bindir / "initdb"),
                     "-D",
