@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
 import threading
+from pathlib import Path
 
 import nats
 import pytest
@@ -104,3 +106,32 @@ def test_16mib_plus_one_refused_by_server(nats_default: tuple[str, int]) -> None
                 break
             reply += chunk
     assert b"-ERR 'Maximum Payload Violation'" in reply
+
+
+def test_payload_above_pending_passes_check_but_fails_start(
+    nats_binary: NatsBinary, tmp_path: Path
+) -> None:
+    config = tmp_path / "nats.conf"
+    config.write_text(
+        f"host: {servers.LOOPBACK}\nport: {servers.free_port()}\n"
+        "max_payload: 128MB\nmax_pending: 64MB\n",
+        encoding="utf-8",
+    )
+    check = subprocess.run(
+        [str(nats_binary.path), "-t", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    # The product's validator rejects this file, so it is written by hand here.
+    start = subprocess.run(
+        [str(nats_binary.path), "-c", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert start.returncode != 0
+    assert "max_payload" in (start.stdout + start.stderr).lower()
