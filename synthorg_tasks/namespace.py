@@ -13,8 +13,10 @@ def build_namespace(include_dev: bool = False) -> Collection:
     ``include_dev`` adds the checkout-only ``pins`` collection, which edits
     ``config/pins.toml`` and is therefore absent from the installed program.
     """
-    from synthorg_tasks.tasks import core
+    from synthorg_tasks.tasks import core, stack
 
     root = Collection()
     root.add_task(core.init)
+    for task in (stack.start, stack.stop, stack.status, stack.logs, stack.doctor):
+        root.add_task(task)
     return root

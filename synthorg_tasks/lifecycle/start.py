@@ -324,6 +324,7 @@ def _up_detached(session: EngineSession, config: Config, out: Output) -> None:
         return
     failure = session.compose.failure("up", result)
     if any(marker in output for marker in _DEPENDENCY_FAILURES):
+        _print_diagnostics(session, config, out)
         raise Unhealthy(failure.message, hints=["run 'synthorg doctor'"])
     raise failure
 

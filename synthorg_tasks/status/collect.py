@@ -13,12 +13,11 @@ PostgreSQL install adds one disk-usage call.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from synthorg_tasks.engine.docker_api import ContainerInfo, DockerApi, EngineVersion
 from synthorg_tasks.errors import EngineError, NotInitialized
@@ -217,10 +216,8 @@ def default_postgres_probe(
     """Run the authenticated PostgreSQL probe of the health package."""
     from synthorg_tasks.health.postgres_probe import probe_postgres
 
-    result: Any = probe_postgres(
-        host=host, port=port, password=password, connect_timeout=math.ceil(timeout)
-    )
-    return PostgresOutcome(str(result.probe), _masked(result.detail))
+    result = probe_postgres(host, port, password, timeout=timeout)
+    return PostgresOutcome(str(result.probe), _masked(result.detail or None))
 
 
 def default_nats_probe(
@@ -229,14 +226,9 @@ def default_nats_probe(
     """Run the NATS INFO/PING probe of the health package."""
     from synthorg_tasks.health.nats_probe import probe_nats
 
-    result: Any = probe_nats(
-        host=host, port=port, expected_max_payload=expected, timeout=timeout
-    )
-    actual = result.max_payload
+    result = probe_nats(host, port, expected or 0, timeout=timeout)
     return NatsOutcome(
-        str(result.probe),
-        int(actual) if actual is not None else None,
-        _masked(result.detail),
+        str(result.probe), result.max_payload, _masked(result.detail or None)
     )
 
 
