@@ -54,6 +54,7 @@ __all__ = [
     "RegistryAuthError",
     "RegistryClient",
     "RegistryNotFound",
+    "fetch_json",
     "is_loopback_host",
     "sha256_digest",
 ]
@@ -739,3 +740,55 @@ def _docker_credentials(host: str) -> tuple[str, str] | None:
     register_secret(password)
     register_secret(base64.b64encode(f"{username}:{password}".encode()).decode())
     return str(username), str(password)
+
+
+def fetch_json(
+    url: str,
+    *,
+    where: str,
+    timeout: float,
+    max_bytes: int,
+    session: requests.Session | None = None,
+) -> Any:
+    """GET a JSON document over HTTPS (or HTTP to loopback), under a size cap.
+
+    Used for transparency-log APIs, so that every ``requests`` failure is
+    still translated in this module. Redirects are not followed. A 404 raises
+    :class:`RegistryNotFound`, a 5xx or a network failure
+    :class:`TransportError`.
+    """
+    import requests
+
+    _check_url_scheme(url, where)
+    if session is None:
+        session = requests.Session()
+    try:
+        response = session.get(
+            url,
+            headers={"Accept": "application/json"},
+            timeout=(timeout, timeout),
+            stream=True,
+            allow_redirects=False,
+        )
+    except requests.exceptions.Timeout as exc:
+        raise TransportError(
+            f"{where}: the request to {urlsplit(url).netloc} timed out after "
+            f"{timeout:g} s"
+        ) from exc
+    except requests.exceptions.RequestException as exc:
+        raise TransportError(
+            f"{where}: cannot reach {urlsplit(url).netloc}: {exc}"
+        ) from exc
+    with response:
+        status = response.status_code
+        if status >= 500:
+            raise TransportError(f"{where}: the server responded with HTTP {status}")
+        if status == 404:
+            raise RegistryNotFound(f"{where}: not found (HTTP 404)")
+        if status != 200:
+            raise VerificationError(f"{where}: unexpected HTTP {status}")
+        body = _read_capped(response, max_bytes, where)
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise VerificationError(f"{where} is not valid JSON: {exc}") from exc
