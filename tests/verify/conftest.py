@@ -1,5 +1,9 @@
-"""Fixtures of the keyless verification tests: a private Sigstore, a registry
-and a GitHub attestations stub, all in this process or on loopback."""
+"""Fixtures of the verification tests.
+
+DHI and Rekor tests use generated trust keys, a loopback registry and Rekor
+stub, and a real docker-registry process. Keyless tests use a private
+Sigstore instance, an in-memory registry and a GitHub attestations stub.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +18,17 @@ import pytest
 from synthorg_tasks.verify.attestations import AttestationsClient
 from synthorg_tasks.verify.keyless import BUNDLE_ARTIFACT_TYPE
 from synthorg_tasks.verify.pins import Pins, load_pins
-from tests.verify.http_stub import Route, StubServer, run_stub
+from tests.capabilities import require
+from tests.verify.factories import TrustKeys
+from tests.verify.http_stub import GitHubStub, Route, run_stub
+from tests.verify.local_registry import registry_binary, running_registry
 from tests.verify.memory_registry import MemoryRegistry
 from tests.verify.sigstore_factory import (
     Claims,
     SigstoreFactory,
     in_toto_statement,
 )
+from tests.verify.stub_server import StubServer
 
 TEST_REGISTRY = "registry.test.invalid"
 ATTESTATIONS_PATH = "/repos/Aureliolo/synthorg/attestations"
@@ -67,15 +75,16 @@ def registry() -> MemoryRegistry:
 
 
 @pytest.fixture
-def stub() -> Iterator[StubServer]:
+def github_stub() -> Iterator[GitHubStub]:
+    """A loopback stand-in for the GitHub attestations API and bundle host."""
     with run_stub() as server:
         yield server
 
 
 @pytest.fixture
-def attestations(stub: StubServer) -> AttestationsClient:
+def attestations(github_stub: GitHubStub) -> AttestationsClient:
     return AttestationsClient(
-        stub.base + ATTESTATIONS_PATH,
+        github_stub.base + ATTESTATIONS_PATH,
         timeout=5.0,
         allowed_bundle_hosts=("localhost",),
         token="test-token-not-a-secret",
@@ -86,7 +95,7 @@ class Publisher:
     """Publishes SynthOrg stand-in images, signatures and attestations."""
 
     def __init__(
-        self, registry: MemoryRegistry, sigstore: SigstoreFactory, stub: StubServer
+        self, registry: MemoryRegistry, sigstore: SigstoreFactory, stub: GitHubStub
     ) -> None:
         self.registry = registry
         self.sigstore = sigstore
@@ -156,6 +165,34 @@ class Publisher:
 
 @pytest.fixture
 def publish(
-    registry: MemoryRegistry, sigstore: SigstoreFactory, stub: StubServer
+    registry: MemoryRegistry, sigstore: SigstoreFactory, github_stub: GitHubStub
 ) -> Publisher:
-    return Publisher(registry, sigstore, stub)
+    return Publisher(registry, sigstore, github_stub)
+
+
+@pytest.fixture(scope="session")
+def trust_keys() -> TrustKeys:
+    """Fresh DHI and Rekor keys, generated once per test run."""
+    return TrustKeys.generate()
+
+
+@pytest.fixture
+def stub() -> Iterator[StubServer]:
+    """A loopback registry and Rekor API stub, stopped after the test."""
+    with StubServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def docker_registry() -> Iterator[str]:
+    """Host of a real docker-registry process on 127.0.0.1 for the session."""
+    binary = registry_binary()
+    require(
+        "registry",
+        binary is not None,
+        "Debian's docker-registry binary is not installed "
+        "(apt-get install docker-registry)",
+    )
+    assert binary is not None
+    with running_registry(binary) as host:
+        yield host

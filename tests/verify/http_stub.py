@@ -7,6 +7,7 @@ verification sent nothing.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,7 +30,7 @@ class Recorded:
     headers: dict[str, str]
 
 
-class StubServer:
+class GitHubStub:
     """Routes and the request log of one running stub."""
 
     def __init__(self) -> None:
@@ -45,9 +46,19 @@ class StubServer:
         return f"http://{host}:{self.port}{path}"
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """Ignores clients that hang up mid-response, as capped readers do."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 @contextmanager
-def run_stub() -> Iterator[StubServer]:
-    stub = StubServer()
+def run_stub() -> Iterator[GitHubStub]:
+    stub = GitHubStub()
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -66,7 +77,7 @@ def run_stub() -> Iterator[StubServer]:
         def log_message(self, format: str, *args: object) -> None:
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = _QuietServer(("127.0.0.1", 0), Handler)
     stub.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

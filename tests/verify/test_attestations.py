@@ -14,7 +14,7 @@ from synthorg_tasks.verify import attestations as att
 from synthorg_tasks.verify import keyless
 from synthorg_tasks.verify.pins import Pins
 from tests.verify.conftest import ATTESTATIONS_PATH, Publisher
-from tests.verify.http_stub import Route, StubServer
+from tests.verify.http_stub import GitHubStub, Route
 from tests.verify.memory_registry import MemoryRegistry
 from tests.verify.sigstore_factory import Claims, SigstoreFactory, in_toto_statement
 
@@ -100,14 +100,14 @@ def test_token_goes_to_api_host_only(
     sigstore: SigstoreFactory,
     pins: Pins,
     publish: Publisher,
-    stub: StubServer,
+    github_stub: GitHubStub,
 ) -> None:
-    stub.routes["/bundle"] = Route(200, slsa_bundle(sigstore).encode())
+    github_stub.routes["/bundle"] = Route(200, slsa_bundle(sigstore).encode())
     publish.attestation_entries(
-        DIGEST, [{"bundle_url": stub.url("/bundle", "localhost")}]
+        DIGEST, [{"bundle_url": github_stub.url("/bundle", "localhost")}]
     )
     provenance(attestations, sigstore, pins)
-    api, download = stub.requests
+    api, download = github_stub.requests
     assert api.headers.get("Authorization") == "Bearer test-token-not-a-secret"
     assert api.headers.get("X-GitHub-Api-Version") == "2022-11-28"
     assert api.headers.get("Accept") == "application/vnd.github+json"
@@ -120,12 +120,14 @@ def test_snappy_bundle_url_is_decoded(
     sigstore: SigstoreFactory,
     pins: Pins,
     publish: Publisher,
-    stub: StubServer,
+    github_stub: GitHubStub,
 ) -> None:
     body = bytes(cramjam.snappy.compress_raw(slsa_bundle(sigstore).encode()))
-    stub.routes["/bundle"] = Route(200, body, {"Content-Type": "application/x-snappy"})
+    github_stub.routes["/bundle"] = Route(
+        200, body, {"Content-Type": "application/x-snappy"}
+    )
     publish.attestation_entries(
-        DIGEST, [{"bundle_url": stub.url("/bundle", "localhost")}]
+        DIGEST, [{"bundle_url": github_stub.url("/bundle", "localhost")}]
     )
     provenance(attestations, sigstore, pins)
 
@@ -135,19 +137,19 @@ def test_redirect_within_allowed_hosts_is_followed(
     sigstore: SigstoreFactory,
     pins: Pins,
     publish: Publisher,
-    stub: StubServer,
+    github_stub: GitHubStub,
 ) -> None:
-    stub.routes["/first"] = Route(302, headers={"Location": "/bundle"})
-    stub.routes["/bundle"] = Route(200, slsa_bundle(sigstore).encode())
+    github_stub.routes["/first"] = Route(302, headers={"Location": "/bundle"})
+    github_stub.routes["/bundle"] = Route(200, slsa_bundle(sigstore).encode())
     publish.attestation_entries(
-        DIGEST, [{"bundle_url": stub.url("/first", "localhost")}]
+        DIGEST, [{"bundle_url": github_stub.url("/first", "localhost")}]
     )
     provenance(attestations, sigstore, pins)
-    assert [r.path for r in stub.requests[1:]] == ["/first", "/bundle"]
+    assert [r.path for r in github_stub.requests[1:]] == ["/first", "/bundle"]
 
 
-def _reject_case(case: str, sigstore: SigstoreFactory, stub: StubServer) -> None:
-    routes = stub.routes
+def _reject_case(case: str, sigstore: SigstoreFactory, github_stub: GitHubStub) -> None:
+    routes = github_stub.routes
     api = f"{ATTESTATIONS_PATH}/{DIGEST}"
 
     def entries(*items: dict[str, object]) -> None:
@@ -180,25 +182,25 @@ def _reject_case(case: str, sigstore: SigstoreFactory, stub: StubServer) -> None
         routes["/hop"] = Route(
             302, headers={"Location": "https://attestations.example.invalid/b"}
         )
-        entries({"bundle_url": stub.url("/hop", "localhost")})
+        entries({"bundle_url": github_stub.url("/hop", "localhost")})
     elif case == "redirect-to-api-host":
-        routes["/hop"] = Route(302, headers={"Location": stub.url("/bundle")})
-        entries({"bundle_url": stub.url("/hop", "localhost")})
+        routes["/hop"] = Route(302, headers={"Location": github_stub.url("/bundle")})
+        entries({"bundle_url": github_stub.url("/hop", "localhost")})
     elif case == "too-many-redirects":
         routes["/loop"] = Route(302, headers={"Location": "/loop"})
-        entries({"bundle_url": stub.url("/loop", "localhost")})
+        entries({"bundle_url": github_stub.url("/loop", "localhost")})
     elif case == "oversize-api-response":
         routes[api] = Route(200, b" " * (att.MAX_API_RESPONSE_BYTES + 1))
     elif case == "oversize-unannounced-download":
         routes["/bundle"] = Route(
             200, b" " * (att.MAX_BUNDLE_DOWNLOAD_BYTES + 1), send_length=False
         )
-        entries({"bundle_url": stub.url("/bundle", "localhost")})
+        entries({"bundle_url": github_stub.url("/bundle", "localhost")})
     elif case == "snappy-bomb":
         bomb = bytes(cramjam.snappy.compress_raw(b"\0" * (17 * 1024 * 1024)))
         assert len(bomb) < att.MAX_BUNDLE_DOWNLOAD_BYTES
         routes["/bundle"] = Route(200, bomb, {"Content-Type": "application/x-snappy"})
-        entries({"bundle_url": stub.url("/bundle", "localhost")})
+        entries({"bundle_url": github_stub.url("/bundle", "localhost")})
     elif case == "neither-bundle-nor-url":
         entries({"repository_id": 1})
     else:
@@ -229,15 +231,15 @@ def test_provenance_rejects(
     attestations: att.AttestationsClient,
     sigstore: SigstoreFactory,
     pins: Pins,
-    stub: StubServer,
+    github_stub: GitHubStub,
     case: str,
     reason: str,
 ) -> None:
-    _reject_case(case, sigstore, stub)
+    _reject_case(case, sigstore, github_stub)
     with pytest.raises(VerificationError, match=reason) as caught:
         provenance(attestations, sigstore, pins)
     assert not isinstance(caught.value, TransportError)
-    hosts = {r.host.split(":")[0] for r in stub.requests}
+    hosts = {r.host.split(":")[0] for r in github_stub.requests}
     assert hosts <= {"127.0.0.1", "localhost"}
 
 
@@ -245,16 +247,16 @@ def test_server_error_is_transport_error(
     attestations: att.AttestationsClient,
     sigstore: SigstoreFactory,
     pins: Pins,
-    stub: StubServer,
+    github_stub: GitHubStub,
 ) -> None:
-    stub.routes[f"{ATTESTATIONS_PATH}/{DIGEST}"] = Route(503, b"busy")
+    github_stub.routes[f"{ATTESTATIONS_PATH}/{DIGEST}"] = Route(503, b"busy")
     with pytest.raises(TransportError, match="HTTP 503") as caught:
         provenance(attestations, sigstore, pins)
     assert AIR_GAPPED_HINT in caught.value.hints
 
 
 def test_unreachable_api_is_transport_error(
-    sigstore: SigstoreFactory, pins: Pins, stub: StubServer
+    sigstore: SigstoreFactory, pins: Pins, github_stub: GitHubStub
 ) -> None:
     client = att.AttestationsClient(
         "http://127.0.0.1:9/repos/a/b/attestations", timeout=2.0
