@@ -17,7 +17,6 @@ a current group is trusted without contacting any registry. There is no TTL.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -29,16 +28,13 @@ __all__ = [
     "DHI_KEY_PREFIX",
     "DHI_SIBLINGS",
     "INVALIDATING_KEYS",
-    "OVERRIDE_ENV",
     "DhiImage",
     "VerifyConfig",
-    "active_overrides",
     "clear_cache_if_invalidated",
     "dhi_entries",
     "dhi_group_current",
     "dhi_images",
     "dhi_key",
-    "effective_override",
     "invalidates_cache",
     "replace_dhi_group",
     "replace_synthorg_group",
@@ -62,17 +58,6 @@ INVALIDATING_KEYS = frozenset(
         "data_init_image",
     }
 )
-
-# The registry and tag overrides, with their environment variables. Any
-# effective value that differs from the pins turns verification off.
-OVERRIDE_ENV = {
-    "registry_host": "SYNTHORG_REGISTRY_HOST",
-    "image_repo_prefix": "SYNTHORG_IMAGE_REPO_PREFIX",
-    "dhi_registry": "SYNTHORG_DHI_REGISTRY",
-    "postgres_image_tag": "SYNTHORG_POSTGRES_IMAGE_TAG",
-    "nats_image_tag": "SYNTHORG_NATS_IMAGE_TAG",
-    "data_init_image": "SYNTHORG_DATA_INIT_IMAGE",
-}
 
 
 class VerifyConfig(Protocol):
@@ -109,46 +94,6 @@ class DhiImage:
     service: str
     ref: str
     index_digest: str
-
-
-def _pinned_value(pins: Pins, key: str) -> str:
-    values = {
-        "registry_host": pins.synthorg.registry,
-        "image_repo_prefix": pins.synthorg.repository_prefix,
-        "dhi_registry": pins.dhi.registry,
-        "postgres_image_tag": pins.dhi.images["postgres"].tag,
-        "nats_image_tag": pins.dhi.images["nats"].tag,
-        "data_init_image": pins.data_init_image,
-    }
-    return values[key]
-
-
-def effective_override(
-    config: VerifyConfig,
-    pins: Pins,
-    key: str,
-    environ: Mapping[str, str] | None = None,
-) -> str:
-    """Return the effective value of an override: env twin, then config, then pins."""
-    env = os.environ if environ is None else environ
-    from_env = env.get(OVERRIDE_ENV[key], "").strip()
-    if from_env:
-        return from_env
-    stored = getattr(config, key, None)
-    if isinstance(stored, str) and stored:
-        return stored
-    return _pinned_value(pins, key)
-
-
-def active_overrides(
-    config: VerifyConfig, pins: Pins, environ: Mapping[str, str] | None = None
-) -> list[str]:
-    """Return the override keys whose effective value differs from the pins."""
-    return [
-        key
-        for key in OVERRIDE_ENV
-        if effective_override(config, pins, key, environ) != _pinned_value(pins, key)
-    ]
 
 
 def synthorg_images(pins: Pins) -> tuple[str, ...]:

@@ -87,19 +87,19 @@ _ISSUER_V2_OID = _FULCIO_OID_PREFIX + "8"
 class DescriptorLike(Protocol):
     """The descriptor fields the keyless pipeline reads."""
 
-    media_type: str
-    digest: str
-    size: int
-    artifact_type: str | None
+    @property
+    def digest(self) -> str: ...
+    @property
+    def artifact_type(self) -> str | None: ...
 
 
 class ManifestLike(Protocol):
     """The manifest fields the keyless pipeline reads."""
 
-    digest: str
-    media_type: str
-    raw: bytes
-    document: Mapping[str, Any]
+    @property
+    def digest(self) -> str: ...
+    @property
+    def document(self) -> Mapping[str, Any]: ...
 
 
 class RegistryReader(Protocol):

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from synthorg_tasks.errors import TransportError, VerificationError
 from synthorg_tasks.logging import get_logger
@@ -27,8 +27,8 @@ from synthorg_tasks.verify import cache
 
 if TYPE_CHECKING:
     from synthorg_tasks.verify.attestations import AttestationsClient
-    from synthorg_tasks.verify.keyless import RegistryReader
     from synthorg_tasks.verify.pins import Pins
+    from synthorg_tasks.verify.registry import RegistryClient
 
 __all__ = [
     "SKIP_VERIFY_WARNING",
@@ -58,10 +58,8 @@ DHI_CHECKS = ("sig", "slsa", "rekor")
 ProgressCallback = Callable[[str, str], None]
 
 
-class RegistryFactory(Protocol):
-    """Builds a registry client for one registry host."""
-
-    def __call__(self, host: str) -> RegistryReader: ...
+# Builds a registry client for one registry host, such as ``ghcr.io``.
+RegistryFactory = Callable[[str], "RegistryClient"]
 
 
 @dataclass(frozen=True)
@@ -210,7 +208,7 @@ def verify_images_with_cache(
     seconds; the DHI group also gets ``trust.dhi_timeout``. ``force`` treats
     both groups as stale. Any failure raises before anything is returned, so
     a caller never sees a partial cache. Registry or tag overrides must be
-    checked by the caller first (:func:`cache.active_overrides`): this
+    checked by the caller first (``render.params.active_overrides``): this
     function verifies the pinned registries only.
     """
     started = time.monotonic()
