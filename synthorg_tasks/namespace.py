@@ -14,7 +14,9 @@ def build_namespace(include_dev: bool = False) -> Collection:
     ``config/pins.toml`` and is therefore absent from the installed program.
     """
     from synthorg_tasks.tasks import core
+    from synthorg_tasks.tasks import verify as verify_tasks
 
     root = Collection()
     root.add_task(core.init)
+    root.add_task(verify_tasks.verify)
     return root

@@ -13,9 +13,9 @@ from synthorg_tasks.errors import AIR_GAPPED_HINT, TransportError, VerificationE
 from synthorg_tasks.verify import attestations as att
 from synthorg_tasks.verify import keyless
 from synthorg_tasks.verify.pins import Pins
-from tests.verify.conftest import ATTESTATIONS_PATH, Publisher
 from tests.verify.http_stub import GitHubStub, Route
 from tests.verify.memory_registry import MemoryRegistry
+from tests.verify.publishing import ATTESTATIONS_PATH, Publisher
 from tests.verify.sigstore_factory import Claims, SigstoreFactory, in_toto_statement
 
 DIGEST = "sha256:" + hashlib.sha256(b"backend image").hexdigest()

@@ -17,8 +17,8 @@ from synthorg_tasks.errors import TransportError, VerificationError
 from synthorg_tasks.verify import keyless
 from synthorg_tasks.verify.attestations import AttestationsClient
 from synthorg_tasks.verify.pins import Pins
-from tests.verify.conftest import Publisher
 from tests.verify.memory_registry import EMPTY_MEDIA_TYPE, MemoryRegistry
+from tests.verify.publishing import Publisher
 from tests.verify.sigstore_factory import (
     PINNED_SAN,
     Claims,
