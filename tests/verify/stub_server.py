@@ -262,7 +262,11 @@ class StubServer:
     def __init__(self, state: StubState | None = None) -> None:
         self.state = state or StubState()
         self._server = _Server(self.state)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+        )
 
     @property
     def host(self) -> str:
