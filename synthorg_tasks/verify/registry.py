@@ -223,7 +223,7 @@ class RegistryClient:
         self._session = session
         self._tokens: dict[str, str] = {}
 
-    # -- public API ---------------------------------------------------------
+    # -- public API -----------------------------------------------------------
 
     def resolve_tag(self, repository: str, tag: str) -> str:
         """Return the digest that ``repository:tag`` names now.
@@ -395,7 +395,7 @@ class RegistryClient:
             self._raise_for_status(response, where, expected=(201,))
         return digest
 
-    # -- referrers ----------------------------------------------------------
+    # -- referrers ------------------------------------------------------------
 
     def _referrers_api(
         self,
@@ -458,7 +458,7 @@ class RegistryClient:
             for index, entry in enumerate(manifests)
         ]
 
-    # -- transport ----------------------------------------------------------
+    # -- transport ------------------------------------------------------------
 
     @staticmethod
     def _manifest_headers() -> dict[str, str]:

@@ -61,7 +61,7 @@ def canonical(document: Any) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
 
-# -- keys ---------------------------------------------------------------------
+# -- keys --------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def make_pins(
     return dataclasses.replace(base, dhi=dhi, rekor=rekor)
 
 
-# -- Merkle tree (RFC 9162), written independently of the product's verifier ---
+# -- Merkle tree (RFC 9162), written independently of the product's verifier -
 
 
 def _leaf(data: bytes) -> bytes:
@@ -211,7 +211,7 @@ def make_checkpoint(
     return f"{note}\n\u2014 rekor.test {signature}\n"
 
 
-# -- cosign and Rekor payloads ------------------------------------------------
+# -- cosign and Rekor payloads -----------------------------------------------
 
 
 def simple_signing_payload(signed_digest: str, reference: str) -> bytes:
@@ -263,7 +263,7 @@ def slsa_statement(subject_digest: str, **overrides: Any) -> dict[str, Any]:
     return statement
 
 
-# -- OCI objects ----------------------------------------------------------------
+# -- OCI objects -------------------------------------------------------------
 
 
 def descriptor(media_type: str, data: bytes, **extra: Any) -> dict[str, Any]:
@@ -312,7 +312,7 @@ def referrer_descriptor(raw: bytes) -> dict[str, Any]:
     return entry
 
 
-# -- one DHI image --------------------------------------------------------------
+# -- one DHI image -----------------------------------------------------------
 
 
 @dataclass

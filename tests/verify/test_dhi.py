@@ -71,7 +71,7 @@ def verify(
     )
 
 
-# -- passing images -------------------------------------------------------------
+# -- passing images ----------------------------------------------------------
 
 
 @pytest.mark.parametrize("referrers_api", [True, False], ids=["api", "tag-fallback"])
@@ -144,7 +144,7 @@ def test_moved_tag_verifies_pinned_index(
     assert "now names" in caplog.text
 
 
-# -- tampering cases --------------------------------------------------------------
+# -- tampering cases ---------------------------------------------------------
 
 
 @dataclass
@@ -370,7 +370,7 @@ def test_tampered_image_fails_closed(
     assert AIR_GAPPED_HINT not in raised.value.hints
 
 
-# -- access and transport failures ---------------------------------------------------
+# -- access and transport failures -------------------------------------------
 
 
 def test_login_refused_names_docker_login(

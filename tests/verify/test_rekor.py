@@ -46,7 +46,7 @@ def _key(signing: SigningKey):  # type: ignore[no-untyped-def]
     return load_p256_pem(signing.public_pem.encode(), "test key")
 
 
-# -- Merkle inclusion proofs --------------------------------------------------------
+# -- Merkle inclusion proofs -------------------------------------------------
 
 
 @st.composite
@@ -171,7 +171,7 @@ def test_malformed_proof_shapes_fail(
         root_from_inclusion_proof(index, size, b"\x00" * 32, hashes)
 
 
-# -- checkpoints --------------------------------------------------------------------
+# -- checkpoints -------------------------------------------------------------
 
 
 def test_checkpoint_verifies() -> None:
@@ -238,7 +238,7 @@ def test_checkpoint_without_matching_key_hint_fails() -> None:
         )
 
 
-# -- a whole log entry ----------------------------------------------------------------
+# -- a whole log entry -------------------------------------------------------
 
 
 def _entry(keys: TrustKeys, integrated_time: int) -> tuple[str, bytes, bytes]:
