@@ -6,41 +6,23 @@ The tasks parse flags and print; the work is in
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from invoke.collection import Collection
-from invoke.exceptions import Exit
-from invoke.tasks import task
 
-from synthorg_tasks.errors import ExitCode, SynthorgError
 from synthorg_tasks.lifecycle.pins import (
     BUMPABLE_IMAGES,
     bump_pins,
     check_pins,
     checkout_pins_path,
 )
+from synthorg_tasks.tasks._base import CommonOptions, synthorg_task
 
 __all__ = ["bump", "check", "pins_collection"]
 
-_Result = TypeVar("_Result")
 
-
-def _run(action: Callable[[], _Result]) -> _Result:
-    """Run ``action``, turning a product error into an Invoke exit with its code.
-
-    TODO: replace with the shared task decorator once every task uses it.
-    """
-    try:
-        return action()
-    except SynthorgError as exc:
-        lines = [f"error: {exc.message}", *(f"hint: {hint}" for hint in exc.hints)]
-        raise Exit("\n".join(lines), code=exc.exit_code) from exc
-
-
-@task(
-    auto_shortflags=False,
+@synthorg_task(
     help={
         "image": f"Image whose pins change: {', '.join(BUMPABLE_IMAGES)}.",
         "tag": "New tag of --image.",
@@ -48,7 +30,7 @@ def _run(action: Callable[[], _Result]) -> _Result:
         "synthorg_tag": "New default SynthOrg image tag.",
         "dhi_key": "PEM file of the new DHI key; its fingerprint is recomputed.",
         "rekor_key": "PEM file of the new Rekor log key; its log id is recomputed.",
-    },
+    }
 )
 def bump(
     c: Any,
@@ -59,38 +41,47 @@ def bump(
     synthorg_tag: str | None = None,
     dhi_key: str | None = None,
     rekor_key: str | None = None,
+    common: CommonOptions,
 ) -> None:
     """Change pins in config/pins.toml, keeping the rest of the file as it is."""
-    changes = _run(
-        lambda: bump_pins(
-            checkout_pins_path(),
-            image=image,
-            tag=tag,
-            digest=digest,
-            synthorg_tag=synthorg_tag,
-            dhi_key=Path(dhi_key) if dhi_key else None,
-            rekor_key=Path(rekor_key) if rekor_key else None,
-        )
+    changes = bump_pins(
+        checkout_pins_path(),
+        image=image,
+        tag=tag,
+        digest=digest,
+        synthorg_tag=synthorg_tag,
+        dhi_key=Path(dhi_key) if dhi_key else None,
+        rekor_key=Path(rekor_key) if rekor_key else None,
     )
+    out = common.out
+    if out.json:
+        out.document(
+            {
+                "changed": [
+                    {"key": ch.key, "old": ch.old, "new": ch.new} for ch in changes
+                ]
+            }
+        )
+        return
     if not changes:
-        print("no pin changed: the file already has these values")
+        out.data("no pin changed: the file already has these values")
         return
     for change in changes:
         if "\n" in change.new:
-            print(f"{change.key}: replaced")
+            out.data(f"{change.key}: replaced")
         else:
-            print(f"{change.key}: {change.old} -> {change.new}")
+            out.data(f"{change.key}: {change.old} -> {change.new}")
 
 
-@task(auto_shortflags=False)
-def check(c: Any) -> None:
+@synthorg_task()
+def check(c: Any, *, common: CommonOptions) -> None:
     """Validate config/pins.toml; exit 0 when valid, 1 otherwise."""
-    path = _run(checkout_pins_path)
-    try:
-        check_pins(path)
-    except SynthorgError as exc:
-        raise Exit(f"error: {exc.message}", code=ExitCode.FAILURE) from exc
-    print(f"{path} is valid")
+    path = checkout_pins_path()
+    check_pins(path)
+    if common.out.json:
+        common.out.document({"path": str(path), "valid": True})
+    else:
+        common.out.data(f"{path} is valid")
 
 
 pins_collection = Collection("pins")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -15,6 +16,7 @@ from invoke.program import Program
 
 from synthorg_tasks.errors import ConfigError, UsageError
 from synthorg_tasks.lifecycle.pins import bump_pins, check_pins, checkout_pins_path
+from synthorg_tasks.namespace import build_namespace
 from synthorg_tasks.tasks import pins as pins_tasks
 from synthorg_tasks.verify.pins import load_pins, pem_fingerprint, spki_log_id
 
@@ -265,3 +267,24 @@ def test_task_check_exit_code(
         pins_file.write_text("schema = 1\n", encoding="utf-8")
     monkeypatch.setattr(pins_tasks, "checkout_pins_path", lambda: pins_file)
     assert _run_task(["pins.check"]) == code
+
+
+def test_task_bump_json_lists_changes(
+    pins_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(pins_tasks, "checkout_pins_path", lambda: pins_file)
+    code = _run_task(["pins.bump", "--json", "--synthorg-tag", "0.9.0"])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "changed": [
+            {"key": "synthorg.default_image_tag", "old": "0.7.0", "new": "0.9.0"}
+        ]
+    }
+
+
+@pytest.mark.parametrize("include_dev", [True, False], ids=["checkout", "installed"])
+def test_pins_collection_only_in_checkout(include_dev: bool) -> None:
+    namespace = build_namespace(include_dev=include_dev)
+    assert ("pins" in namespace.collections) is include_dev
+    if include_dev:
+        assert set(namespace.collections["pins"].tasks) == {"bump", "check"}

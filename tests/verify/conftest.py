@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
+from synthorg_tasks.verify.registry import is_loopback_host
 from tests.capabilities import require
 from tests.verify.factories import TrustKeys
-from tests.verify.local_registry import registry_binary, running_registry
+from tests.verify.local_registry import (
+    REGISTRY_HOST_ENV,
+    registry_binary,
+    running_registry,
+)
 from tests.verify.stub_server import StubServer
 
 
@@ -27,7 +33,18 @@ def stub() -> Iterator[StubServer]:
 
 @pytest.fixture(scope="session")
 def docker_registry() -> Iterator[str]:
-    """Host of a real docker-registry process on 127.0.0.1 for the session."""
+    """Host of a real docker-registry process on 127.0.0.1 for the session.
+
+    The ``registry`` Nox session starts one and passes its host in the
+    environment; otherwise the fixture starts its own.
+    """
+    started = os.environ.get(REGISTRY_HOST_ENV)
+    if started:
+        assert is_loopback_host(started), (
+            f"{REGISTRY_HOST_ENV}={started} is not loopback"
+        )
+        yield started
+        return
     binary = registry_binary()
     require(
         "registry",

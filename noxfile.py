@@ -1,0 +1,86 @@
+"""Nox sessions: lint, unit tests and the suites against real services.
+
+Default sessions (`nox`) need nothing outside the virtualenv but a Compose
+binary; the others need real servers and are selected by tag, for example
+`nox -t integration` or `nox -t ci` for everything CI runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import nox
+
+nox.options.default_venv_backend = "uv|venv"
+nox.options.sessions = ["lint", "unit", "verify", "compose_config"]
+nox.options.error_on_missing_interpreters = False
+
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+CI_PYTHON = "3.11"
+TEST_EXTRA = ".[test]"
+
+
+def _pytest(
+    session: nox.Session, *args: str, env: dict[str, str] | None = None
+) -> None:
+    session.run("python", "-m", "pytest", *args, *session.posargs, env=env or {})
+
+
+@nox.session(python=CI_PYTHON, tags=["ci"])
+def lint(session: nox.Session) -> None:
+    """Run ruff check, ruff format --check and mypy strict on the package."""
+    session.install(TEST_EXTRA)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHONS, tags=["ci"])
+def unit(session: nox.Session) -> None:
+    """Run the unit, golden and property tests (Python 3.10-3.13, those present)."""
+    session.install(TEST_EXTRA)
+    _pytest(session, "tests/unit", "tests/golden", "tests/property")
+
+
+@nox.session(python=CI_PYTHON, tags=["ci", "compose"])
+def compose_config(session: nox.Session) -> None:
+    """Check every golden compose file with a real `docker-compose config`."""
+    if shutil.which("docker-compose") is None and shutil.which("docker") is None:
+        if os.environ.get("SYNTHORG_TEST_REQUIRE_ALL") == "1":
+            session.error("no Compose binary found, and SYNTHORG_TEST_REQUIRE_ALL=1")
+        session.skip("no Compose binary found (docker-compose or docker compose)")
+    session.install(TEST_EXTRA)
+    _pytest(session, "tests/compose", "-m", "compose")
+
+
+@nox.session(python=CI_PYTHON, tags=["bench"], default=False)
+def bench_init(session: nox.Session) -> None:
+    """Print whole-process timings of synthorg --help and init against inv."""
+    session.install(".")
+    session.run("python", "benchmarks/bench_init.py", *session.posargs)
+
+
+@nox.session(python=CI_PYTHON, tags=["registry"], default=False)
+def registry(session: nox.Session) -> None:
+    """Run the registry client and DHI tests against a local docker-registry."""
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from tests.verify.local_registry import (
+        REGISTRY_HOST_ENV,
+        registry_binary,
+        running_registry,
+    )
+
+    binary = registry_binary()
+    if binary is None:
+        if os.environ.get("SYNTHORG_TEST_REQUIRE_ALL") == "1":
+            session.error("docker-registry not found, and SYNTHORG_TEST_REQUIRE_ALL=1")
+        session.skip("docker-registry not found (apt-get install docker-registry)")
+    session.install(TEST_EXTRA)
+    # The registry listens on 127.0.0.1 at a free port and stops in finally.
+    with running_registry(binary) as host:
+        _pytest(
+            session, "tests/verify", "-m", "registry", env={REGISTRY_HOST_ENV: host}
+        )
