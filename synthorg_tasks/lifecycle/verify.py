@@ -160,7 +160,8 @@ def run_verify(
     """
     from synthorg_tasks.render.params import active_overrides
     from synthorg_tasks.state.config import load_strict
-    from synthorg_tasks.verify.pins import TAG_RE, load_pins
+    from synthorg_tasks.grammars import TAG_RE
+    from synthorg_tasks.verify.pins import load_pins
 
     pins = pins or load_pins()
     config = load_strict(data_dir, default_tag=pins.synthorg.default_image_tag)

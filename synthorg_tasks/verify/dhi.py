@@ -476,6 +476,8 @@ def _verify_signature_layers(
                 _logger.debug("%s failed: %s", label, exc)
                 reasons.append(f"{label}: {exc}")
                 continue
+            except TransportError:
+                raise
             except VerificationError as exc:
                 reasons.append(f"{label}: {exc.message}")
                 continue

@@ -223,7 +223,7 @@ class RegistryClient:
         self._session = session
         self._tokens: dict[str, str] = {}
 
-    # -- public API ---------------------------------------------------------
+    # -- public API -----------------------------------------------------------
 
     def resolve_tag(self, repository: str, tag: str) -> str:
         """Return the digest that ``repository:tag`` names now.
@@ -395,7 +395,7 @@ class RegistryClient:
             self._raise_for_status(response, where, expected=(201,))
         return digest
 
-    # -- referrers ----------------------------------------------------------
+    # -- referrers ------------------------------------------------------------
 
     def _referrers_api(
         self,
@@ -458,7 +458,7 @@ class RegistryClient:
             for index, entry in enumerate(manifests)
         ]
 
-    # -- transport ----------------------------------------------------------
+    # -- transport ------------------------------------------------------------
 
     @staticmethod
     def _manifest_headers() -> dict[str, str]:
@@ -547,34 +547,16 @@ class RegistryClient:
         where: str,
         auth: tuple[str, str] | None = None,
     ) -> requests.Response:
-        import requests
-
-        try:
-            return self._session.request(
-                method,
-                url,
-                headers=dict(headers),
-                data=data,
-                auth=auth,
-                timeout=(self.timeout, self.timeout),
-                stream=True,
-                allow_redirects=False,
-            )
-        except requests.exceptions.Timeout as exc:
-            raise TransportError(
-                f"{where}: the request to {urlsplit(url).netloc} timed out after "
-                f"{self.timeout:g} s"
-            ) from exc
-        except requests.exceptions.SSLError as exc:
-            raise TransportError(
-                f"{where}: TLS failed with {urlsplit(url).netloc}: {exc}"
-            ) from exc
-        except requests.exceptions.ConnectionError as exc:
-            raise TransportError(
-                f"{where}: cannot connect to {urlsplit(url).netloc}: {exc}"
-            ) from exc
-        except requests.exceptions.RequestException as exc:
-            raise TransportError(f"{where}: request failed: {exc}") from exc
+        return _send_request(
+            self._session,
+            method,
+            url,
+            headers=headers,
+            data=data,
+            auth=auth,
+            timeout=self.timeout,
+            where=where,
+        )
 
     def _fetch_token(self, challenge: dict[str, str], scope: str, where: str) -> str:
         realm = challenge["realm"]
@@ -625,6 +607,44 @@ class RegistryClient:
         if status == 404:
             raise RegistryNotFound(f"{where}: not found (HTTP 404){detail}")
         raise VerificationError(f"{where}: unexpected HTTP {status}{detail}")
+
+
+def _send_request(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    timeout: float,
+    where: str,
+    data: bytes | None = None,
+    auth: tuple[str, str] | None = None,
+) -> requests.Response:
+    """Send one streamed request without following redirects, translating errors."""
+    import requests
+
+    netloc = urlsplit(url).netloc
+    try:
+        return session.request(
+            method,
+            url,
+            headers=dict(headers),
+            data=data,
+            auth=auth,
+            timeout=(timeout, timeout),
+            stream=True,
+            allow_redirects=False,
+        )
+    except requests.exceptions.Timeout as exc:
+        raise TransportError(
+            f"{where}: the request to {netloc} timed out after {timeout:g} s"
+        ) from exc
+    except requests.exceptions.SSLError as exc:
+        raise TransportError(f"{where}: TLS failed with {netloc}: {exc}") from exc
+    except requests.exceptions.ConnectionError as exc:
+        raise TransportError(f"{where}: cannot connect to {netloc}: {exc}") from exc
+    except requests.exceptions.RequestException as exc:
+        raise TransportError(f"{where}: request failed: {exc}") from exc
 
 
 def _check_repository(repository: str) -> None:
@@ -760,25 +780,14 @@ def fetch_json(
     import requests
 
     _check_url_scheme(url, where)
-    if session is None:
-        session = requests.Session()
-    try:
-        response = session.get(
-            url,
-            headers={"Accept": "application/json"},
-            timeout=(timeout, timeout),
-            stream=True,
-            allow_redirects=False,
-        )
-    except requests.exceptions.Timeout as exc:
-        raise TransportError(
-            f"{where}: the request to {urlsplit(url).netloc} timed out after "
-            f"{timeout:g} s"
-        ) from exc
-    except requests.exceptions.RequestException as exc:
-        raise TransportError(
-            f"{where}: cannot reach {urlsplit(url).netloc}: {exc}"
-        ) from exc
+    response = _send_request(
+        session or requests.Session(),
+        "GET",
+        url,
+        headers={"Accept": "application/json"},
+        timeout=timeout,
+        where=where,
+    )
     with response:
         status = response.status_code
         if status >= 500:

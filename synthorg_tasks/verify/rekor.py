@@ -102,7 +102,7 @@ class LogEntry:
         }
 
 
-# -- Merkle tree (RFC 9162) ---------------------------------------------------
+# -- Merkle tree (RFC 9162) --------------------------------------------------
 
 
 def leaf_hash(data: bytes) -> bytes:
@@ -164,7 +164,7 @@ def verify_inclusion(
         )
 
 
-# -- signed checkpoint ---------------------------------------------------------
+# -- signed checkpoint -------------------------------------------------------
 
 
 def verify_checkpoint(
@@ -216,7 +216,7 @@ def verify_checkpoint(
     )
 
 
-# -- parsing -------------------------------------------------------------------
+# -- parsing -----------------------------------------------------------------
 
 
 def _decode_base64(text: Any, what: str) -> bytes:
@@ -358,7 +358,7 @@ def parse_bundle(text: str) -> LogEntry:
     return _parse_cosign_bundle(document)
 
 
-# -- log API ---------------------------------------------------------------------
+# -- log API -----------------------------------------------------------------
 
 
 class RekorClient:
@@ -415,7 +415,7 @@ class RekorClient:
         )
 
 
-# -- verification steps -----------------------------------------------------------
+# -- verification steps ------------------------------------------------------
 
 
 def _select_key(

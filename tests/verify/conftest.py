@@ -8,6 +8,7 @@ Sigstore instance, an in-memory registry and a GitHub attestations stub.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,10 +16,15 @@ import pytest
 
 from synthorg_tasks.verify.attestations import AttestationsClient
 from synthorg_tasks.verify.pins import Pins, load_pins
+from synthorg_tasks.verify.registry import is_loopback_host
 from tests.capabilities import require
 from tests.verify.factories import TrustKeys
 from tests.verify.http_stub import GitHubStub, run_stub
-from tests.verify.local_registry import registry_binary, running_registry
+from tests.verify.local_registry import (
+    REGISTRY_HOST_ENV,
+    registry_binary,
+    running_registry,
+)
 from tests.verify.memory_registry import MemoryRegistry
 from tests.verify.publishing import ATTESTATIONS_PATH, TEST_REGISTRY, Publisher
 from tests.verify.sigstore_factory import SigstoreFactory
@@ -87,7 +93,18 @@ def stub() -> Iterator[StubServer]:
 
 @pytest.fixture(scope="session")
 def docker_registry() -> Iterator[str]:
-    """Host of a real docker-registry process on 127.0.0.1 for the session."""
+    """Host of a real docker-registry process on 127.0.0.1 for the session.
+
+    The ``registry`` Nox session starts one and passes its host in the
+    environment; otherwise the fixture starts its own.
+    """
+    started = os.environ.get(REGISTRY_HOST_ENV)
+    if started:
+        assert is_loopback_host(started), (
+            f"{REGISTRY_HOST_ENV}={started} is not loopback"
+        )
+        yield started
+        return
     binary = registry_binary()
     require(
         "registry",

@@ -61,7 +61,7 @@ def canonical(document: Any) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
 
-# -- keys ---------------------------------------------------------------------
+# -- keys --------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def make_pins(
     return dataclasses.replace(base, dhi=dhi, rekor=rekor)
 
 
-# -- Merkle tree (RFC 9162), written independently of the product's verifier ---
+# -- Merkle tree (RFC 9162), written independently of the product's verifier -
 
 
 def _leaf(data: bytes) -> bytes:
@@ -211,7 +211,7 @@ def make_checkpoint(
     return f"{note}\n\u2014 rekor.test {signature}\n"
 
 
-# -- cosign and Rekor payloads ------------------------------------------------
+# -- cosign and Rekor payloads -----------------------------------------------
 
 
 def simple_signing_payload(signed_digest: str, reference: str) -> bytes:
@@ -263,7 +263,7 @@ def slsa_statement(subject_digest: str, **overrides: Any) -> dict[str, Any]:
     return statement
 
 
-# -- OCI objects ----------------------------------------------------------------
+# -- OCI objects -------------------------------------------------------------
 
 
 def descriptor(media_type: str, data: bytes, **extra: Any) -> dict[str, Any]:
@@ -312,7 +312,7 @@ def referrer_descriptor(raw: bytes) -> dict[str, Any]:
     return entry
 
 
-# -- one DHI image --------------------------------------------------------------
+# -- one DHI image -----------------------------------------------------------
 
 
 @dataclass
@@ -350,6 +350,7 @@ class DhiOptions:
     statement: Callable[[str], dict[str, Any]] = slsa_statement
     predicate_annotation: str = SLSA_PROVENANCE_V1
     attestation_subject: str | None = None
+    signature_subject: str | None = None
     layers: list[LayerOptions] = field(default_factory=lambda: [LayerOptions()])
 
 
@@ -597,6 +598,8 @@ def build_dhi_image(keys: TrustKeys, options: DhiOptions | None = None) -> DhiIm
 
     layer_descriptors: list[dict[str, Any]] = []
     entries: list[RekorEntryFixture] = []
+    # Random log positions keep the entries of several images apart.
+    first_log_index = secrets.randbelow(10**9)
     for position, layer in enumerate(options.layers):
         digests = {
             "attestation": attestation_digest,
@@ -604,16 +607,19 @@ def build_dhi_image(keys: TrustKeys, options: DhiOptions | None = None) -> DhiIm
             "platform": platform_digest,
         }
         payload, layer_descriptor, entry = _signature_layer(
-            keys, layer, digests, reference, 1000 + position
+            keys, layer, digests, reference, first_log_index + position
         )
         blobs.append(payload)
         layer_descriptors.append(layer_descriptor)
         if entry is not None:
             entries.append(entry)
+    signature_subject = descriptor(OCI_MANIFEST, attestation_raw)
+    if options.signature_subject is not None:
+        signature_subject["digest"] = options.signature_subject
     signature_raw = canonical(
         oci_manifest(
             layer_descriptors,
-            subject=descriptor(OCI_MANIFEST, attestation_raw),
+            subject=signature_subject,
             artifact_type=COSIGN_SIGNATURE_ARTIFACT,
         )
     )

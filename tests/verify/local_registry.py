@@ -1,5 +1,8 @@
 """Run Debian's ``docker-registry`` (distribution 2.8) on 127.0.0.1 for tests.
 
+Used by the test fixture and by the ``registry`` Nox session, so it needs
+nothing beyond the standard library.
+
 The registry keeps its storage in a temporary folder, listens on a free
 loopback port and is stopped by its pid when the context exits. It has no
 OCI referrers API, so clients must use the referrers-tag fallback against it.
@@ -14,12 +17,14 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import requests
-
 REGISTRY_BINARY_ENV = "SYNTHORG_TEST_DOCKER_REGISTRY"
+# Host (127.0.0.1:<port>) of a registry that the Nox session already started.
+REGISTRY_HOST_ENV = "SYNTHORG_TEST_REGISTRY_HOST"
 DEFAULT_BINARY = "/usr/bin/docker-registry"
 _START_TIMEOUT_SECONDS = 15.0
 
@@ -62,8 +67,11 @@ def _wait_ready(host: str, process: subprocess.Popen[bytes], log: Path) -> None:
                 f"docker-registry exited with {process.returncode}: "
                 f"{log.read_text(errors='replace')[-2000:]}"
             )
-        with contextlib.suppress(requests.exceptions.ConnectionError):
-            if requests.get(f"http://{host}/v2/", timeout=1).status_code == 200:
+        with (
+            contextlib.suppress(urllib.error.URLError, ConnectionError),
+            urllib.request.urlopen(f"http://{host}/v2/", timeout=1) as response,
+        ):
+            if response.status == 200:
                 return
         time.sleep(0.05)
     raise RuntimeError(f"docker-registry did not answer on {host} within 15 s")

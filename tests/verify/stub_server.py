@@ -51,6 +51,10 @@ class StubState:
     digest_headers: dict[str, str] = field(default_factory=dict)
     # Forces a status code for a path.
     status: dict[str, int] = field(default_factory=dict)
+    # Extra headers for a path, such as a redirect's Location.
+    headers: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Paths whose body is sent without Content-Length, ending at close.
+    omit_length: set[str] = field(default_factory=set)
     rekor_entries: dict[int, dict[str, Any]] = field(default_factory=dict)
     log: list[tuple[str, str, str | None]] = field(default_factory=list)
 
@@ -61,7 +65,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         return
 
-    # -- helpers ---------------------------------------------------------------
+    # -- helpers --------------------------------------------------------------
 
     def _send(
         self,
@@ -73,9 +77,10 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         body = state.corrupt.get(path, body)
         self.send_response(state.status.get(path, status))
-        for name, value in (headers or {}).items():
+        for name, value in {**(headers or {}), **state.headers.get(path, {})}.items():
             self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
+        if path not in state.omit_length:
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -262,7 +267,11 @@ class StubServer:
     def __init__(self, state: StubState | None = None) -> None:
         self.state = state or StubState()
         self._server = _Server(self.state)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+        )
 
     @property
     def host(self) -> str:
