@@ -1,9 +1,10 @@
 """The ``verify`` command: verify the configured images and store the cache.
 
-Steps: strict load → refuse when a registry or tag override is active →
-platform from the engine (or the host) → :func:`verify_images_with_cache` →
-unless ``--no-save``, under the lifecycle lock, save the cache and re-render
-an existing ``compose.yml`` so it pins the verified digests.
+Steps: strict load, then reject the run when a registry or tag override is
+active, then take the platform from the engine (or the host) and call
+:func:`verify_images_with_cache`. Unless ``--no-save`` is given, the cache is
+saved under the lifecycle lock and an existing ``compose.yml`` is re-rendered
+so that it pins the verified digests.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class VerifyRequest:
 
 @dataclass(frozen=True)
 class VerifyReport:
-    """What ``verify`` did: the verification outcome and whether it was saved."""
+    """The result of one ``verify`` run: the outcome and whether it was saved."""
 
     outcome: VerificationOutcome
     target_tag: str
@@ -158,9 +159,9 @@ def run_verify(
     ``pins``, ``registry_factory``, the API clients and ``platform`` are
     injected by tests; by default the packaged pins and real clients are used.
     """
+    from synthorg_tasks.grammars import TAG_RE
     from synthorg_tasks.render.params import active_overrides
     from synthorg_tasks.state.config import load_strict
-    from synthorg_tasks.grammars import TAG_RE
     from synthorg_tasks.verify.pins import load_pins
 
     pins = pins or load_pins()

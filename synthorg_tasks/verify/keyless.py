@@ -184,7 +184,7 @@ def load_trusted_root(
     """Load the trusted root from ``path``, else refresh the public-good one.
 
     sigstore-python's TUF refresh has no timeout of its own, so it runs in a
-    daemon thread that is abandoned after ``tuf_fetch_timeout`` seconds; the
+    daemon thread that is abandoned after ``tuf_fetch_timeout`` seconds. An
     abandoned thread may keep running until the process exits.
     """
     from sigstore.models import TrustedRoot
@@ -385,7 +385,7 @@ def _bundle_candidates(
 def _read_bundle(
     registry: RegistryReader, repository: str, descriptor: DescriptorLike
 ) -> tuple[Bundle, bool]:
-    """Return the bundle a referrer carries and whether it holds a DSSE envelope."""
+    """Return the bundle a referrer carries and whether it contains a DSSE envelope."""
 
     manifest = registry.get_manifest(
         repository, descriptor.digest, max_bytes=MAX_REFERRER_MANIFEST_BYTES
@@ -414,7 +414,7 @@ def _read_bundle(
 
 
 def parse_bundle(raw: bytes, what: str) -> tuple[Bundle, bool]:
-    """Parse a Sigstore bundle and report whether it holds a DSSE envelope."""
+    """Parse a Sigstore bundle and report whether it contains a DSSE envelope."""
     from sigstore.models import Bundle
 
     with sigstore_errors(what):

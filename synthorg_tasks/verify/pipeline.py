@@ -5,7 +5,7 @@ verifies only those (one image per worker thread), and returns the new
 ``verified_digests`` map without writing anything: each caller saves it at the
 point its own transaction allows. A current group makes no network request.
 
-The module also holds the two unsuppressible warnings of verification being
+The module also contains the two unsuppressible warnings of verification being
 off: :func:`skip_verification_warning` and :func:`override_warning`.
 """
 
@@ -95,8 +95,8 @@ class VerificationOutcome:
     """The result of one call: the new cache content and per-group state.
 
     ``groups`` maps ``synthorg`` and ``dhi`` to ``verified`` or ``cached``.
-    Nothing is saved; ``changed`` says whether the cache content differs from
-    what the config holds.
+    Nothing is saved. ``changed`` is true when the cache content differs from
+    the config's.
     """
 
     verified_digests: dict[str, str]
