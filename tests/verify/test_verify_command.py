@@ -20,6 +20,8 @@ from synthorg_tasks.lifecycle.verify import (
 from synthorg_tasks.render.writer import write_compose_files
 from synthorg_tasks.state.config import Config, load_strict, save_config
 from synthorg_tasks.state.lock import LifecycleLock
+from tests.verify.identity_cases import POLICY_REJECTS
+from tests.verify.sigstore_factory import Claims
 from tests.verify.stack import Stack
 
 
@@ -168,3 +170,40 @@ def test_program_refuses_override_with_exit_1(tmp_path: Path) -> None:
         "verification is disabled because nats_image_tag override the pinned "
         "registry or tags"
     )
+
+
+STALE = {"backend": "sha256:" + "1" * 64, "web": "sha256:" + "2" * 64}
+
+
+def _publish_bad_backend(stack: Stack, claims: Claims, step: str) -> None:
+    digest = stack.publish.image("backend", "0.8.0")
+    signer = claims if step == "signature" else Claims()
+    stack.publish.dsse_signature("backend", digest, signer)
+    stack.publish.provenance(digest, claims=claims)
+    stack.publish.release("web", "0.8.0")
+
+
+@pytest.mark.parametrize("step", ["signature", "provenance"])
+@pytest.mark.parametrize(
+    "claims",
+    [claims for claims, _ in POLICY_REJECTS.values()],
+    ids=list(POLICY_REJECTS),
+)
+def test_rejected_identity_leaves_config(
+    stack: Stack, claims: Claims, step: str
+) -> None:
+    _publish_bad_backend(stack, claims, step)
+    data_dir = install(
+        stack,
+        image_tag="0.8.0",
+        verified_digests=STALE,
+        verified_image_tag="0.7.0",
+    )
+    config_before = (data_dir / "config.json").read_bytes()
+    compose_before = (data_dir / "compose.yml").read_bytes()
+    with pytest.raises(VerificationError) as caught:
+        run(stack, data_dir)
+    ref = "registry.test.invalid/aureliolo/synthorg-backend:0.8.0"
+    assert caught.value.message.startswith(f"verifying {ref}: {step}: ")
+    assert (data_dir / "config.json").read_bytes() == config_before
+    assert (data_dir / "compose.yml").read_bytes() == compose_before
