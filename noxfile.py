@@ -64,6 +64,13 @@ def compose_config(session: nox.Session) -> None:
     _pytest(session, "tests/compose", "-m", "compose")
 
 
+@nox.session(python=CI_PYTHON, tags=["ci"])
+def verify(session: nox.Session) -> None:
+    """Run the offline verification tests: keyless, DHI, Rekor and the cache."""
+    session.install(TEST_EXTRA)
+    _pytest(session, "tests/verify", "-m", "not registry")
+
+
 @nox.session(python=CI_PYTHON, tags=["bench"], default=False)
 def bench_init(session: nox.Session) -> None:
     """Print whole-process timings of synthorg --help and init against inv."""
@@ -126,3 +133,35 @@ def bench_integration(session: nox.Session) -> None:
     """Print median server start-up and migration times."""
     env = _install_project(session)
     session.run("python", "benchmarks/bench_integration.py", *session.posargs, env=env)
+
+
+@nox.session(python=CI_PYTHON, tags=["registry"], default=False)
+def registry(session: nox.Session) -> None:
+    """Run the registry client and DHI tests against a local docker-registry."""
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from tests.verify.local_registry import (
+        REGISTRY_HOST_ENV,
+        registry_binary,
+        running_registry,
+    )
+
+    binary = registry_binary()
+    if binary is None:
+        if os.environ.get("SYNTHORG_TEST_REQUIRE_ALL") == "1":
+            session.error("docker-registry not found, and SYNTHORG_TEST_REQUIRE_ALL=1")
+        session.skip("docker-registry not found (apt-get install docker-registry)")
+    session.install(TEST_EXTRA)
+    # The registry listens on 127.0.0.1 at a free port and stops in finally.
+    with running_registry(binary) as host:
+        _pytest(
+            session, "tests/verify", "-m", "registry", env={REGISTRY_HOST_ENV: host}
+        )
+
+
+@nox.session(python=CI_PYTHON, tags=["bench"], default=False)
+def bench_verify(session: nox.Session) -> None:
+    """Time a cached and a full verification against a local docker-registry."""
+    session.install(TEST_EXTRA)
+    session.run("python", "benchmarks/bench_verify.py", *session.posargs)

@@ -16,12 +16,14 @@ def build_namespace(include_dev: bool = False) -> Collection:
     from synthorg_tasks.tasks import config as config_tasks
     from synthorg_tasks.tasks import core, stack, teardown
     from synthorg_tasks.tasks import update as update_tasks
+    from synthorg_tasks.tasks import verify as verify_tasks
 
     root = Collection()
     root.add_task(core.init)
     for task in (stack.start, stack.stop, stack.status, stack.logs, stack.doctor):
         root.add_task(task)
     root.add_task(update_tasks.update)
+    root.add_task(verify_tasks.verify)
     root.add_task(teardown.uninstall)
     root.add_task(teardown.wipe)
 
@@ -38,4 +40,8 @@ def build_namespace(include_dev: bool = False) -> Collection:
     ):
         config.add_task(task)
     root.add_collection(config)
+    if include_dev:
+        from synthorg_tasks.tasks.pins import pins_collection
+
+        root.add_collection(pins_collection)
     return root
