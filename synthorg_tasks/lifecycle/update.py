@@ -327,8 +327,8 @@ class VerifyOutcome:
     mode: str
 
 
-# (config, pins, target tag, budget in seconds, trusted root) -> outcome
-Verifier = Callable[[Config, Pins, str, float, "str | None"], VerifyOutcome]
+# (config, pins, target tag, budget in seconds, trusted root, platform)
+Verifier = Callable[[Config, Pins, str, float, "str | None", str], VerifyOutcome]
 
 
 def unverified_outcome(config: Config, target: str, mode: str) -> VerifyOutcome:
@@ -344,8 +344,13 @@ def unverified_outcome(config: Config, target: str, mode: str) -> VerifyOutcome:
     return VerifyOutcome(kept, False, mode)
 
 
-def default_verifier(out: Output, skip: bool) -> Verifier:
-    """Return the verifier ``update`` uses outside tests."""
+def default_verifier(skip: bool, environ: Mapping[str, str]) -> Verifier:
+    """Return the verifier ``update`` uses outside tests: the shared pipeline.
+
+    ``skip`` (``--skip-verify``) and active registry or tag overrides turn
+    verification off with an unsuppressible warning; the pulled images are
+    then unverified.
+    """
 
     def verify(
         config: Config,
@@ -353,36 +358,37 @@ def default_verifier(out: Output, skip: bool) -> Verifier:
         target: str,
         budget: float,
         trusted_root: str | None,
+        platform: str,
     ) -> VerifyOutcome:
-        overrides = active_overrides(config, pins)
+        from synthorg_tasks.lifecycle.verify import build_trust
+        from synthorg_tasks.verify import pipeline
+        from synthorg_tasks.verify.registry import RegistryClient
+
+        overrides = active_overrides(config, pins, environ)
         if skip:
-            out.warn(
-                "WARNING: --skip-verify is set; images will be pulled WITHOUT "
-                "signature or provenance checks",
-                unsuppressible=True,
-            )
+            pipeline.skip_verification_warning()
             return unverified_outcome(config, target, "skipped")
         if overrides:
-            out.warn(
-                f"WARNING: {', '.join(overrides)} override the pinned registry or "
-                "tags; image verification is OFF",
-                unsuppressible=True,
-            )
+            pipeline.override_warning(overrides)
             return unverified_outcome(config, target, "off")
-        try:
-            from synthorg_tasks.verify import pipeline  # type: ignore[attr-defined]
-        except ImportError:
-            # NOTE: this build has no verification pipeline yet, so update
-            # pulls unverified images and says so on every run.
-            out.warn(
-                "WARNING: image verification is not available in this build; "
-                f"images for {target} will be pulled WITHOUT signature or "
-                "provenance checks",
-                unsuppressible=True,
-            )
-            return unverified_outcome(config, target, "unavailable")
-        return pipeline.verify_for_update(  # type: ignore[no-any-return]
-            config, pins, target_tag=target, budget=budget, trusted_root=trusted_root
+        trust = build_trust(config, trusted_root, environ)
+        outcome = pipeline.verify_images_with_cache(
+            config,
+            pins,
+            target_tag=target,
+            platform=platform,
+            trust=trust,
+            registry_factory=lambda host: RegistryClient(
+                host, timeout=trust.http_timeout
+            ),
+            deadline=budget,
+        )
+        groups = set(outcome.groups.values())
+        mode = "verified" if "verified" in groups else "cached"
+        return VerifyOutcome(
+            dict(outcome.verified_digests),
+            outcome.verified_image_tag == target,
+            mode,
         )
 
     return verify
@@ -535,10 +541,6 @@ class UpdateResult:
 EngineFactory = Callable[[float, Mapping[str, str]], StackEngine]
 
 
-def _detect_engine(timeout: float, environ: Mapping[str, str]) -> StackEngine:
-    return ComposeStackEngine.detect(timeout, environ)
-
-
 def _dry_run_plan(
     req: UpdateRequest, config: Config, pins: Pins, target: str
 ) -> list[tuple[str, str]]:
@@ -646,7 +648,7 @@ def run_update(
     out: Output,
     *,
     pins: Pins | None = None,
-    engine_factory: EngineFactory = _detect_engine,
+    engine_factory: EngineFactory | None = None,
     verifier: Verifier | None = None,
     lock_timeout: float | None = None,
 ) -> UpdateResult:
@@ -673,11 +675,16 @@ def run_update(
         return result
 
     # Step 4: an unreachable engine or an old Compose fails before any change.
+    if engine_factory is None:
+
+        def engine_factory(timeout: float, environ: Mapping[str, str]) -> StackEngine:
+            return ComposeStackEngine.detect(timeout, environ, out)
+
     engine = engine_factory(
         config.tunable_seconds("status_docker_timeout", req.environ), req.environ
     )
     skip = req.skip_verify or env_flag("SYNTHORG_SKIP_VERIFY", req.environ)
-    verify = verifier or default_verifier(out, skip)
+    verify = verifier or default_verifier(skip, req.environ)
     timeout = lock_timeout or config.tunable_seconds("lock_timeout", req.environ)
     lock = LifecycleLock(data_dir, timeout=timeout)
     lock.acquire()
@@ -691,7 +698,9 @@ def run_update(
             out,
             result,
             target,
-            lambda c: verify(c, pins, target, verify_budget, req.trusted_root),
+            lambda c: verify(
+                c, pins, target, verify_budget, req.trusted_root, engine.platform()
+            ),
         )
     except BaseException:
         lock.release()

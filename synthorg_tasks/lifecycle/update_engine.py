@@ -2,38 +2,23 @@
 
 :class:`StackEngine` is the one object ``update`` talks to, so tests can run
 the whole transaction against a real engine or against a stand-in at this
-process boundary. :class:`ComposeStackEngine` implements it with the Compose
-CLI adapter and the docker SDK adapter.
+process boundary. :class:`ComposeStackEngine` implements it with the shared
+engine session (Compose CLI and docker SDK adapters), the parallel puller and
+the readiness wait that ``start`` uses too.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from synthorg_tasks.errors import EngineError, PullError, Unhealthy
-from synthorg_tasks.logging import get_logger
+from synthorg_tasks.output import Output
 from synthorg_tasks.state.config import Config
 
 if TYPE_CHECKING:
-    from synthorg_tasks.engine.compose_cli import ComposeCli
-    from synthorg_tasks.engine.docker_api import DockerApi
+    from synthorg_tasks.lifecycle._stack import EngineSession
 
-__all__ = [
-    "ComposeStackEngine",
-    "StackEngine",
-    "compose_services",
-    "probe_host",
-    "readiness_url",
-    "wait_ready",
-]
-
-_logger = get_logger("update")
-
-PULL_DELAY_CAP_SECONDS = 300.0
+__all__ = ["ComposeStackEngine", "StackEngine", "wait_ready"]
 
 
 class StackEngine(Protocol):
@@ -45,6 +30,10 @@ class StackEngine(Protocol):
 
     def missing_images(self, references: Sequence[str]) -> list[str]:
         """Return the references that are not in the local image store."""
+        ...
+
+    def platform(self) -> str:
+        """Return the engine's image platform, such as ``linux/amd64``."""
         ...
 
     def pull(self, config: Config, services: Sequence[str]) -> None:
@@ -64,162 +53,89 @@ class StackEngine(Protocol):
         ...
 
 
-def probe_host(bind_address: str) -> str:
-    """Return the host to probe: the bind address, or a loopback for a wildcard."""
-    from synthorg_tasks import grammars
-
-    if grammars.is_wildcard(bind_address):
-        return "::1" if ":" in bind_address else "127.0.0.1"
-    return bind_address
-
-
-def readiness_url(config: Config, environ: Mapping[str, str]) -> str:
-    """Return the backend's readiness URL on the published port."""
-    prefix = environ.get("SYNTHORG_API_API_PREFIX", "").strip() or "/api/v1"
-    prefix = "/" + prefix.strip("/")
-    host = probe_host(config.bind_address)
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{config.backend_port}{prefix}/readyz"
-
-
 def wait_ready(
-    config: Config,
-    budget_seconds: float,
-    environ: Mapping[str, str],
+    config: Config, budget_seconds: float, environ: Mapping[str, str]
 ) -> None:
-    """Poll the readiness URL until it reports ``data.status == "ok"``.
+    """Wait for the backend's readiness on its published port (exit 3 or 4)."""
+    from synthorg_tasks.health.readiness import (
+        api_prefix,
+        probe_host,
+        probe_readiness,
+        wait_for_ready,
+    )
 
-    Waits ``health_initial_delay`` first and ``health_poll_interval`` between
-    polls. Raises :class:`Unhealthy` (exit 3) when ``budget_seconds`` run out.
-    """
-    import urllib.error
-    import urllib.request
-
-    url = readiness_url(config, environ)
-    deadline = time.monotonic() + budget_seconds
-    interval = config.tunable_seconds("health_poll_interval", environ)
+    host = probe_host(config.bind_address)
+    prefix = api_prefix(environ)
     per_request = config.tunable_seconds("health_check_timeout", environ)
-    delay = min(config.tunable_seconds("health_initial_delay", environ), budget_seconds)
-    time.sleep(delay)
-    last_error = "no response yet"
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        try:
-            with urllib.request.urlopen(  # noqa: S310 - http URL built above
-                url, timeout=min(per_request, remaining)
-            ) as response:
-                body = json.loads(response.read(1024 * 1024))
-            status = (body.get("data") or {}).get("status")
-            if status == "ok":
-                _logger.info("backend ready at %s", url)
-                return
-            last_error = f"status {status!r}"
-        except urllib.error.HTTPError as exc:
-            last_error = f"HTTP {exc.code}"
-        except (OSError, ValueError) as exc:
-            last_error = str(exc)
-        time.sleep(max(0.0, min(interval, deadline - time.monotonic())))
-    raise Unhealthy(
-        f"health check timed out after {budget_seconds:g}s (last error: {last_error})",
-        hints=["run 'synthorg doctor'"],
+    wait_for_ready(
+        lambda: probe_readiness(host, config.backend_port, per_request, prefix),
+        budget=budget_seconds,
+        initial_delay=config.tunable_seconds("health_initial_delay", environ),
+        poll_interval=config.tunable_seconds("health_poll_interval", environ),
     )
 
 
 class ComposeStackEngine:
-    """:class:`StackEngine` on the Compose CLI and the docker SDK adapters."""
+    """:class:`StackEngine` on a detected engine session."""
 
-    def __init__(
-        self, compose: ComposeCli, api: DockerApi, environ: Mapping[str, str]
-    ) -> None:
-        self.compose = compose
-        self.api = api
+    def __init__(self, session: EngineSession, environ: Mapping[str, str]) -> None:
+        self.session = session
         self.environ = dict(environ)
 
     @classmethod
-    def detect(cls, timeout: float, environ: Mapping[str, str]) -> ComposeStackEngine:
+    def detect(
+        cls, timeout: float, environ: Mapping[str, str], out: Output
+    ) -> ComposeStackEngine:
         """Connect to the engine and find Compose; raise before anything changes."""
-        from synthorg_tasks.engine.compose_cli import detect_compose
-        from synthorg_tasks.engine.docker_api import connect
+        from synthorg_tasks.lifecycle._stack import open_engine
 
-        api = connect(timeout, environ)
-        try:
-            compose = detect_compose(environ)
-        except BaseException:
-            api.close()
-            raise
-        return cls(compose, api, environ)
+        return cls(open_engine(timeout, out, environ), environ)
 
     def close(self) -> None:
         """Close the SDK connection."""
-        self.api.close()
+        self.session.close()
 
     def running_services(self, project: str) -> list[str]:
         """Return the services of ``project`` with a running container."""
-        containers = self.api.list_containers(project, inspect=False)
+        containers = self.session.api.list_containers(project, inspect=False)
         return sorted({c.service for c in containers if c.state == "running"})
 
     def missing_images(self, references: Sequence[str]) -> list[str]:
         """Return the references that are not in the local image store."""
-        return [ref for ref in references if not self.api.image_present(ref)]
+        return [ref for ref in references if not self.session.api.image_present(ref)]
+
+    def platform(self) -> str:
+        """Return the engine's image platform, such as ``linux/amd64``."""
+        from synthorg_tasks.engine.platform import oci_architecture
+
+        engine = self.session.api.engine
+        system = (engine.os or "linux").lower()
+        return f"{system}/{oci_architecture(engine.arch or 'x86_64')}"
 
     def pull(self, config: Config, services: Sequence[str]) -> None:
-        """Pull each service's image with retries; report every failure together."""
-        attempts = int(str(config.tunable("image_pull_attempts", self.environ)))
-        delay = config.tunable_seconds("image_pull_retry_delay", self.environ)
-        failures: list[str] = []
-        for service in services:
-            error = self._pull_one(config, service, attempts, delay)
-            if error is not None:
-                failures.append(error)
-        if failures:
-            raise PullError("pulling images failed:\n" + "\n".join(failures))
+        """Pull every service in parallel with retries (raises :class:`PullError`)."""
+        from synthorg_tasks.engine.pull import pull_services
 
-    def _pull_one(
-        self, config: Config, service: str, attempts: int, delay: float
-    ) -> str | None:
-        last = ""
-        for attempt in range(1, attempts + 1):
-            try:
-                self.compose.run(
-                    config.project_name, config.data_dir, "pull", [service]
-                )
-                _logger.info("pulled %s", service)
-                return None
-            except EngineError as exc:
-                last = exc.message
-                _logger.warning(
-                    "pull of %s failed (attempt %d of %d)", service, attempt, attempts
-                )
-            if attempt < attempts:
-                time.sleep(min(delay * 2 ** (attempt - 1), PULL_DELAY_CAP_SECONDS))
-        hint = ""
-        if "dhi.io" in last and ("401" in last or "403" in last):
-            hint = " (run: docker login dhi.io)"
-        return f"{service}: {last}{hint}"
+        pull_services(
+            self.session.compose,
+            config.project_name,
+            config.data_dir,
+            services,
+            attempts=int(str(config.tunable("image_pull_attempts", self.environ))),
+            retry_delay=config.tunable_seconds("image_pull_retry_delay", self.environ),
+        )
 
     def down(self, config: Config) -> None:
         """Stop and remove the project's containers (volumes are kept)."""
-        self.compose.run(config.project_name, config.data_dir, "down")
+        self.session.compose.run(config.project_name, config.data_dir, "down")
 
     def up(self, config: Config) -> None:
         """Start the project detached, never pulling."""
         arguments = ["-d"]
-        if self.compose.is_v2:
+        if self.session.compose.is_v2:
             arguments += ["--pull", "never"]
-        self.compose.run(config.project_name, config.data_dir, "up", arguments)
+        self.session.compose.run(config.project_name, config.data_dir, "up", arguments)
 
     def wait_ready(self, config: Config, budget_seconds: float) -> None:
         """Wait until the backend is ready; raise :class:`Unhealthy` on timeout."""
         wait_ready(config, budget_seconds, self.environ)
-
-
-def compose_services(data_dir: Path) -> list[str]:
-    """Return the service names of compose.yml in file order."""
-    import yaml
-
-    document = yaml.safe_load((data_dir / "compose.yml").read_text(encoding="utf-8"))
-    services = document.get("services") if isinstance(document, dict) else None
-    return list(services) if isinstance(services, dict) else []

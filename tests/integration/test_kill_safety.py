@@ -37,13 +37,14 @@ from synthorg_tasks.output import Output
 
 class SlowEngine:
     def running_services(self, project): return []
+    def platform(self): return "linux/amd64"
     def missing_images(self, references): return []
     def pull(self, config, services): time.sleep(0.05)
     def down(self, config): pass
     def up(self, config): pass
     def wait_ready(self, config, budget): pass
 
-def verify(config, pins, target, budget, root):
+def verify(config, pins, target, budget, root, platform):
     digest = "sha256:" + ("c" if target.endswith("1") else "d") * 64
     return update.VerifyOutcome({"backend": digest, "web": digest}, True, "verified")
 
