@@ -165,3 +165,16 @@ def bench_verify(session: nox.Session) -> None:
     """Time a cached and a full verification against a local docker-registry."""
     session.install(TEST_EXTRA)
     session.run("python", "benchmarks/bench_verify.py", *session.posargs)
+
+
+@nox.session(python=CI_PYTHON, tags=["ci", "slow"], default=False)
+def config_processes(session: nox.Session) -> None:
+    """Run real `synthorg` processes: 20 concurrent config writers, 60 SIGKILLs."""
+    env = _install_project(session)
+    session.run(
+        "pytest",
+        "tests/integration/test_config_concurrency.py",
+        "tests/integration/test_kill_safety.py",
+        *session.posargs,
+        env=env,
+    )

@@ -368,7 +368,7 @@ _SECRET_NAME_RE = re.compile(
 
 
 def is_secret_name(key: str) -> bool:
-    """Return whether a key name looks like it holds a secret."""
+    """Return whether a key name looks like it contains a secret."""
     return bool(_SECRET_NAME_RE.search(key))
 
 

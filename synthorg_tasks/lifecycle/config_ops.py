@@ -311,7 +311,7 @@ def _check_conditions(config: Config, keys: Sequence[str]) -> None:
 
 @dataclass
 class ChangeResult:
-    """What a config change wrote."""
+    """Outcome of one config change."""
 
     config: Config
     changes: list[tuple[str, str]] = field(default_factory=list)
@@ -530,7 +530,7 @@ def run_unset(
 
 @dataclass
 class ReplaceResult:
-    """What ``config edit`` or ``config import`` did."""
+    """Outcome of one ``config edit`` or ``config import`` run."""
 
     changed: bool
     compose_regenerated: bool = False
@@ -595,7 +595,7 @@ def replace_config(
     *,
     changed_elsewhere: str,
 ) -> ReplaceResult:
-    """Swap ``candidate`` in when config.json still holds ``expected`` bytes.
+    """Swap ``candidate`` in when config.json still contains the ``expected`` bytes.
 
     ``changed_elsewhere`` is the message raised (exit 1) when another writer
     changed config.json since ``expected`` was read.

@@ -40,6 +40,8 @@ __all__ = [
 
 _logger = get_logger("teardown")
 
+ENGINE_TIMEOUT_SECONDS = 15.0
+
 # Stops a project's stack: (project, data_dir, remove_volumes) -> a message
 # for the user when the containers could not be checked, else None.
 StackStopper = Callable[[str, Path, bool], "str | None"]
@@ -47,7 +49,7 @@ StackStopper = Callable[[str, Path, bool], "str | None"]
 
 @dataclass
 class TeardownResult:
-    """What ``uninstall`` or ``wipe`` did."""
+    """Outcome of one ``uninstall`` or ``wipe`` run."""
 
     project: str
     data_dir: Path
@@ -87,24 +89,25 @@ def check_removable(path: Path | str) -> Path:
 
 
 def compose_down(project: str, data_dir: Path, volumes: bool) -> str | None:
-    """Run ``compose down`` for the project through the engine adapter.
+    """Run ``compose down`` for the project through the engine session.
 
     Returns a message, and does nothing, when the engine or Compose is not
     available or compose.yml is missing, so the caller can say the containers
     were not checked.
     """
-    from synthorg_tasks.engine.compose_cli import detect_compose
-    from synthorg_tasks.engine.docker_api import connect
+    from synthorg_tasks.lifecycle._stack import open_engine
 
     if not (data_dir / COMPOSE_FILE).is_file():
         return f"{data_dir / COMPOSE_FILE} is missing; containers were not checked"
     try:
-        connect(timeout=15.0).close()
-        compose = detect_compose()
+        session = open_engine(ENGINE_TIMEOUT_SECONDS, Output(quiet=True))
     except SynthorgError as exc:
         return f"{exc.message}; containers were not checked"
-    arguments = ["--volumes"] if volumes else []
-    compose.run(project, data_dir, "down", arguments)
+    try:
+        arguments = ["--volumes"] if volumes else []
+        session.compose.run(project, data_dir, "down", arguments)
+    finally:
+        session.close()
     _logger.info("compose down for project %s (volumes: %s)", project, volumes)
     return None
 

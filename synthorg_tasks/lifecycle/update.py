@@ -159,7 +159,7 @@ def dhi_group_current(
 
 @dataclass(frozen=True)
 class ComposeDrift:
-    """How compose.yml on disk differs from its rendering.
+    """The difference between compose.yml on disk and its rendering.
 
     ``kind`` is ``none``, ``missing``, ``header`` (only the comment header
     differs), ``images`` (only image tags or digests of unchanged repositories)
@@ -317,9 +317,9 @@ def check_update(
 class VerifyOutcome:
     """The cache to store after verifying the target tag.
 
-    ``digests`` is the merged ``verified_digests``; ``synthorg_verified`` says
-    whether the SynthOrg group was verified for the target, so
-    ``verified_image_tag`` may be stamped.
+    ``digests`` is the merged ``verified_digests``. ``synthorg_verified`` is
+    true when the SynthOrg group was verified for the target, so
+    ``verified_image_tag`` may be stamped with it.
     """
 
     digests: dict[str, str]
@@ -524,7 +524,7 @@ def _transaction(
 
 @dataclass
 class UpdateResult:
-    """What ``update`` did."""
+    """Outcome of one ``update`` run."""
 
     current_tag: str
     target_tag: str

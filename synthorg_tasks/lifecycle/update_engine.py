@@ -1,4 +1,4 @@
-"""What ``update`` asks of the engine: pulls, down/up, running containers, readiness.
+"""Engine operations of ``update``: pulls, down/up, running containers, readiness.
 
 :class:`StackEngine` is the one object ``update`` talks to, so tests can run
 the whole transaction against a real engine or against a stand-in at this

@@ -33,7 +33,7 @@ def _report(common: CommonOptions, result: Any, done: str) -> None:
     }
 )
 def uninstall(c: Any, keep_data: bool = False, *, common: CommonOptions) -> None:
-    """Stop the stack and delete its volumes and data dir (asks first)."""
+    """Stop the stack and delete its volumes and data dir, after confirmation."""
     from synthorg_tasks.lifecycle.teardown import run_uninstall
 
     data_dir = common.data_dir()

@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from synthorg_tasks.lifecycle.init import InitRequest, run_init
 from synthorg_tasks.output import Output
-from synthorg_tasks.state.secrets import clear_secrets
 
 Installer = Callable[..., Path]
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Remove SYNTHORG_* variables and the secret registry between tests."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("SYNTHORG_") or name in ("VISUAL", "EDITOR"):
-            monkeypatch.delenv(name)
-    clear_secrets()
-    yield
-    clear_secrets()
+def _no_editor_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remove the caller's VISUAL and EDITOR, which ``config edit`` would run."""
+    monkeypatch.delenv("VISUAL", raising=False)
+    monkeypatch.delenv("EDITOR", raising=False)
 
 
 @pytest.fixture
