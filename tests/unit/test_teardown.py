@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -141,3 +142,20 @@ def test_wipe_without_yes_refuses(install: Installer) -> None:
     with pytest.raises(UsageError):
         teardown.run_wipe(data_dir, QUIET, yes=False, stopper=stopper)
     assert stopper.calls == []
+
+
+def test_cli_uninstall_keep_data(install: Installer, synthorg: Any) -> None:
+    data_dir = install()
+    result = synthorg("uninstall", "--keep-data", "--yes", "--data-dir", str(data_dir))
+    assert result.code == 0
+    assert "containers were not checked" in result.stderr
+    assert "data kept in" in result.stdout
+    assert (data_dir / "config.json").exists()
+
+
+def test_cli_uninstall_without_yes_exits_2(install: Installer, synthorg: Any) -> None:
+    data_dir = install()
+    result = synthorg("uninstall", "--data-dir", str(data_dir))
+    assert result.code == ExitCode.USAGE
+    assert "refusing to uninstall without confirmation; pass --yes" in result.stderr
+    assert data_dir.exists()

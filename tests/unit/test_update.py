@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -625,3 +626,46 @@ def test_wait_ready_times_out(
     assert caught.value.exit_code == ExitCode.CRITICAL
     assert caught.value.message.startswith("health check timed out after 0.3s")
     assert "503" in caught.value.message
+
+
+# ---------------------------------------------------------------------------
+# The task through the program
+
+
+def test_cli_check_exit_10_json(install: Installer, synthorg: Any) -> None:
+    data_dir = install()
+    result = synthorg(
+        "update",
+        "--check",
+        "--image-tag",
+        "0.8.0",
+        "--json",
+        "--data-dir",
+        str(data_dir),
+    )
+    assert result.code == ExitCode.UPDATE_AVAILABLE
+    assert json.loads(result.stdout) == {
+        "update_available": True,
+        "current_tag": "0.7.0",
+        "target_tag": "0.8.0",
+        "reasons": ["image tag 0.7.0 differs from 0.8.0"],
+    }
+    assert "error" not in result.stderr
+
+
+def test_cli_check_up_to_date(install: Installer, synthorg: Any) -> None:
+    data_dir = install()
+    result = synthorg("update", "--check", "--data-dir", str(data_dir))
+    assert result.code == 0
+    assert result.stdout == "Up to date\n"
+
+
+def test_cli_update_without_engine_exits_4(install: Installer, synthorg: Any) -> None:
+    data_dir = install()
+    before = _files(data_dir)
+    result = synthorg(
+        "update", "--image-tag", "0.8.0", "--yes", "--data-dir", str(data_dir)
+    )
+    assert result.code == ExitCode.UNREACHABLE
+    assert "Docker engine not reachable" in result.stderr
+    assert _files(data_dir) == before
