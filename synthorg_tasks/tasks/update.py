@@ -64,6 +64,10 @@ def update(
         or None,
         yes=common.yes,
     )
+    if not (out.quiet or out.json or out.plain or check):
+        from synthorg_tasks import __version__
+
+        out.info(f"synthorg-tasks {__version__}")
     result = run_update(request, common.data_dir(), out)
 
     if result.check is not None:
