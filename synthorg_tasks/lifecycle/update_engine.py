@@ -78,9 +78,12 @@ def wait_ready(
 class ComposeStackEngine:
     """:class:`StackEngine` on a detected engine session."""
 
-    def __init__(self, session: EngineSession, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self, session: EngineSession, environ: Mapping[str, str], out: Output
+    ) -> None:
         self.session = session
         self.environ = dict(environ)
+        self.out = out
 
     @classmethod
     def detect(
@@ -89,7 +92,7 @@ class ComposeStackEngine:
         """Connect to the engine and find Compose; raise before anything changes."""
         from synthorg_tasks.lifecycle._stack import open_engine
 
-        return cls(open_engine(timeout, out, environ), environ)
+        return cls(open_engine(timeout, out, environ), environ, out)
 
     def close(self) -> None:
         """Close the SDK connection."""
@@ -130,12 +133,18 @@ class ComposeStackEngine:
         self.session.compose.run(config.project_name, config.data_dir, "down")
 
     def up(self, config: Config) -> None:
-        """Start the project detached, never pulling."""
-        arguments = ["-d"]
-        if self.session.compose.is_v2:
-            arguments += ["--pull", "never"]
-        self.session.compose.run(config.project_name, config.data_dir, "up", arguments)
+        """Start the project detached under start's crash-loop monitor."""
+        # The same monitored ``up -d`` as start, so a crash loop aborts here too.
+        from synthorg_tasks.lifecycle.start import _up_detached
+
+        _up_detached(self.session, config, self.out)
 
     def wait_ready(self, config: Config, budget_seconds: float) -> None:
-        """Wait until the backend is ready; raise :class:`Unhealthy` on timeout."""
-        wait_ready(config, budget_seconds, self.environ)
+        """Wait until the backend is ready; raise :class:`Unhealthy` on timeout.
+
+        Like start, the wait aborts early on a crash loop and prints
+        per-container diagnostics when it fails.
+        """
+        from synthorg_tasks.lifecycle.start import _wait_ready
+
+        _wait_ready(self.session, config, budget_seconds, self.out, self.environ)

@@ -104,11 +104,19 @@ def _start(kind: str, data_dir: Path, index: int) -> subprocess.Popen[bytes]:
 
 
 def _duration(kind: str, data_dir: Path) -> float:
-    started = time.monotonic()
-    process = _start(kind, data_dir, 0)
-    process.communicate(timeout=60)
-    assert process.returncode == 0
-    return time.monotonic() - started
+    """Return the shortest of three complete runs, in seconds.
+
+    The first run of a fresh interpreter also writes bytecode caches, so a
+    single measurement would place most kills after the process exited.
+    """
+    durations = []
+    for _ in range(3):
+        started = time.monotonic()
+        process = _start(kind, data_dir, 0)
+        process.communicate(timeout=60)
+        assert process.returncode == 0
+        durations.append(time.monotonic() - started)
+    return min(durations)
 
 
 @pytest.mark.parametrize("kind", ["set", "init", "update"])
@@ -127,7 +135,7 @@ def test_sigkill_leaves_files_whole(tmp_path: Path, kind: str) -> None:
     while kills < KILLS_PER_COMMAND and rounds < MAX_ROUNDS:
         rounds += 1
         process = _start(kind, data_dir, rounds)
-        time.sleep(generator.uniform(0.0, duration))
+        time.sleep(generator.uniform(0.0, 0.9 * duration))
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             kills += 1
