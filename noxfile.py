@@ -1,12 +1,15 @@
-"""Nox sessions of synthorg-tasks.
+"""Nox sessions: lint, unit tests and the suites against real services.
 
-Sessions that start servers choose free loopback ports and stop the servers in
-``finally``; connection strings reach pytest through ``env=``, never argv.
+Default sessions (`nox`) need nothing outside the virtualenv but a Compose
+binary; the others need real servers and are selected by tag, for example
+`nox -t integration` or `nox -t ci` for everything CI runs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -17,19 +20,53 @@ sys.path.insert(0, str(ROOT))
 
 from tests.integration import servers  # noqa: E402 (needs the checkout on sys.path)
 
-nox.options.reuse_existing_virtualenvs = True
+nox.options.default_venv_backend = "uv|venv"
+nox.options.sessions = ["lint", "unit", "verify", "compose_config"]
+nox.options.error_on_missing_interpreters = False
+
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+CI_PYTHON = "3.11"
+TEST_EXTRA = ".[test]"
 
 
-def _install_project(session: nox.Session) -> dict[str, str]:
-    """Install the runtime and test dependencies; return the env to run the checkout.
+def _pytest(
+    session: nox.Session, *args: str, env: dict[str, str] | None = None
+) -> None:
+    session.run("python", "-m", "pytest", *args, *session.posargs, env=env or {})
 
-    The package itself runs uninstalled from the checkout (its resource
-    locator falls back to the top-level folders), so a session does not depend
-    on building the wheel.
-    """
-    project = nox.project.load_toml(str(ROOT / "pyproject.toml"))["project"]
-    session.install(*project["dependencies"], *project["optional-dependencies"]["test"])
-    return {"PYTHONPATH": str(ROOT)}
+
+@nox.session(python=CI_PYTHON, tags=["ci"])
+def lint(session: nox.Session) -> None:
+    """Run ruff check, ruff format --check and mypy strict on the package."""
+    session.install(TEST_EXTRA)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHONS, tags=["ci"])
+def unit(session: nox.Session) -> None:
+    """Run the unit, golden and property tests (Python 3.10-3.13, those present)."""
+    session.install(TEST_EXTRA)
+    _pytest(session, "tests/unit", "tests/golden", "tests/property")
+
+
+@nox.session(python=CI_PYTHON, tags=["ci", "compose"])
+def compose_config(session: nox.Session) -> None:
+    """Check every golden compose file with a real `docker-compose config`."""
+    if shutil.which("docker-compose") is None and shutil.which("docker") is None:
+        if os.environ.get("SYNTHORG_TEST_REQUIRE_ALL") == "1":
+            session.error("no Compose binary found, and SYNTHORG_TEST_REQUIRE_ALL=1")
+        session.skip("no Compose binary found (docker-compose or docker compose)")
+    session.install(TEST_EXTRA)
+    _pytest(session, "tests/compose", "-m", "compose")
+
+
+@nox.session(python=CI_PYTHON, tags=["bench"], default=False)
+def bench_init(session: nox.Session) -> None:
+    """Print whole-process timings of synthorg --help and init against inv."""
+    session.install(".")
+    session.run("python", "benchmarks/bench_init.py", *session.posargs)
 
 
 def _marker_expression(db: str, bus: str) -> list[str]:
@@ -41,12 +78,13 @@ def _marker_expression(db: str, bus: str) -> list[str]:
     return ["-m", " and ".join(excluded)] if excluded else []
 
 
-@nox.session(tags=["integration", "postgres", "nats"], default=False)
+@nox.session(python=CI_PYTHON, tags=["integration", "postgres", "nats"], default=False)
 @nox.parametrize("bus", ["internal", "nats"])
 @nox.parametrize("db", ["sqlite", "postgres"])
 def integration(session: nox.Session, db: str, bus: str) -> None:
     """Run tests/integration against real SQLite, PostgreSQL and NATS servers."""
-    env = _install_project(session)
+    session.install(TEST_EXTRA)
+    env: dict[str, str] = {}
     # The exit stack is the session's finally: every server started below is
     # stopped when pytest ends, also when it fails or is interrupted.
     with contextlib.ExitStack() as servers_running:
@@ -61,17 +99,11 @@ def integration(session: nox.Session, db: str, bus: str) -> None:
                 server = servers_running.enter_context(servers.nats_server(binary))
                 urls.append(f"{version}={server.url}")
             env[servers.NATS_URLS_ENV] = ",".join(urls)
-        session.run(
-            "pytest",
-            "tests/integration",
-            *_marker_expression(db, bus),
-            *session.posargs,
-            env=env,
-        )
+        _pytest(session, "tests/integration", *_marker_expression(db, bus), env=env)
 
 
-@nox.session(tags=["integration"], default=False)
+@nox.session(python=CI_PYTHON, tags=["bench"], default=False)
 def bench_integration(session: nox.Session) -> None:
     """Print median server start-up and migration times."""
-    env = _install_project(session)
-    session.run("python", "benchmarks/bench_integration.py", *session.posargs, env=env)
+    session.install(TEST_EXTRA)
+    session.run("python", "benchmarks/bench_integration.py", *session.posargs)

@@ -1,0 +1,1 @@
+"""Rendering of compose.yml and nats.conf, and their ordered write."""

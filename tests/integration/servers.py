@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from synthorg_tasks.render.natsconf import render_nats_conf
+
 LOOPBACK = "127.0.0.1"
 PG_OS_USER = "postgres"
 PG_SUPERUSER = "postgres"
@@ -476,30 +478,6 @@ def nats_binaries() -> dict[str, Path]:
     return found
 
 
-def _render_nats_conf(
-    max_payload: str, max_pending: str, port: int, store_dir: Path
-) -> str:
-    try:
-        from synthorg_tasks.render.natsconf import render_nats_conf
-    except ImportError:
-        return _fallback_nats_conf(max_payload, max_pending, port, store_dir)
-    return render_nats_conf(
-        max_payload, max_pending, host=LOOPBACK, port=port, store_dir=str(store_dir)
-    )
-
-
-def _fallback_nats_conf(
-    max_payload: str, max_pending: str, port: int, store_dir: Path
-) -> str:
-    # TODO: remove once the product's nats.conf renderer is importable here.
-    pending = f"max_pending: {max_pending}\n" if max_pending != "64MB" else ""
-    return (
-        f"host: {LOOPBACK}\nport: {port}\nhttp_port: 8222\n"
-        f"max_payload: {max_payload}\n{pending}"
-        f'jetstream {{\n  store_dir: "{store_dir}"\n}}\n'
-    )
-
-
 @dataclass
 class NatsServer:
     """A running nats-server process."""
@@ -555,7 +533,13 @@ def nats_server(
     base_dir = Path(tempfile.mkdtemp(prefix="synthorg-nats-"))
     try:
         port = free_port()
-        text = _render_nats_conf(max_payload, max_pending, port, base_dir / "js")
+        text = render_nats_conf(
+            max_payload,
+            max_pending,
+            host=LOOPBACK,
+            port=port,
+            store_dir=str(base_dir / "js"),
+        )
         # The product always publishes monitoring on 8222; a private server
         # moves it to a free port so that several servers can run at once.
         text = re.sub(r"(?m)^http_port: \d+$", f"http_port: {free_port()}", text)

@@ -1,0 +1,108 @@
+"""Engine look-ups that ``init`` needs before it generates a password.
+
+Each returns ``None`` when the engine cannot be asked, so ``init`` can warn that
+the check was skipped instead of failing on a host without Docker.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from synthorg_tasks.logging import get_logger
+
+__all__ = ["project_has_containers", "project_volume_exists"]
+
+_logger = get_logger("engine")
+
+_TIMEOUT_SECONDS = 3
+
+
+def _unix_socket_answers() -> bool:
+    """Return False when DOCKER_HOST names a unix socket that accepts no connection.
+
+    docker-py leaks its socket when a unix connection is refused, so the
+    common "no daemon" case is detected here first, which is also faster.
+    """
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not host.startswith("unix://"):
+        return True
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(_TIMEOUT_SECONDS)
+    try:
+        probe.connect(host[len("unix://") :])
+    except OSError as exc:
+        _logger.debug("Docker engine not reachable at %s: %s", host, exc)
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def _client() -> Any:
+    if not _unix_socket_answers():
+        return None
+    try:
+        import docker
+        from docker.errors import DockerException
+    except ImportError:
+        return None
+    client = None
+    try:
+        # A fixed API version avoids the version probe in the constructor, which
+        # leaks its socket when the engine is down. 1.41 is Docker 20.10.
+        client = docker.from_env(version="1.41", timeout=_TIMEOUT_SECONDS)
+        client.ping()
+    except (DockerException, OSError) as exc:
+        _logger.debug("Docker engine not reachable: %s", exc)
+        if client is not None:
+            client.close()
+        return None
+    return client
+
+
+def project_volume_exists(project: str, volume: str = "synthorg-pgdata") -> bool | None:
+    """Return whether the project's named volume exists, or ``None`` if unknown."""
+    from docker.errors import DockerException
+
+    client = _client()
+    if client is None:
+        return None
+    try:
+        labelled = client.volumes.list(
+            filters={
+                "label": [
+                    f"com.docker.compose.project={project}",
+                    f"com.docker.compose.volume={volume}",
+                ]
+            }
+        )
+        if labelled:
+            return True
+        names = {v.name for v in client.volumes.list()}
+        return f"{project}_{volume}" in names
+    except (DockerException, OSError) as exc:
+        _logger.debug("volume listing failed: %s", exc)
+        return None
+    finally:
+        client.close()
+
+
+def project_has_containers(project: str) -> bool | None:
+    """Return whether any container of the project exists, or ``None`` if unknown."""
+    from docker.errors import DockerException
+
+    client = _client()
+    if client is None:
+        return None
+    try:
+        found = client.containers.list(
+            all=True, filters={"label": f"com.docker.compose.project={project}"}
+        )
+    except (DockerException, OSError) as exc:
+        _logger.debug("container listing failed: %s", exc)
+        return None
+    finally:
+        client.close()
+    return bool(found)

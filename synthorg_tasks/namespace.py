@@ -1,0 +1,21 @@
+"""The task namespace shared by ``tasks.py`` and the ``synthorg`` program."""
+
+from __future__ import annotations
+
+from invoke.collection import Collection
+
+__all__ = ["build_namespace"]
+
+
+def build_namespace(include_dev: bool = False) -> Collection:
+    """Build the root collection explicitly, task by task.
+
+    ``include_dev`` adds the checkout-only ``pins`` collection, which edits
+    ``config/pins.toml`` and is therefore absent from the installed program.
+    """
+    from synthorg_tasks.tasks import core, db
+
+    root = Collection()
+    root.add_task(core.init)
+    root.add_collection(db.build_collection())
+    return root

@@ -1,0 +1,101 @@
+"""The ``synthorg`` console script: an Invoke ``Program`` on the shared namespace."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from invoke.exceptions import Exit, ParseError
+from invoke.program import Program
+
+from synthorg_tasks import __version__
+from synthorg_tasks.errors import ExitCode
+
+__all__ = ["SynthorgProgram", "main", "rewrite_space_form"]
+
+# Core flags of Invoke that take a value, so the rewrite can skip the value.
+_VALUE_FLAGS = frozenset(
+    {
+        "-T",
+        "--command-timeout",
+        "-f",
+        "--config",
+        "-c",
+        "--collection",
+        "-r",
+        "--search-root",
+        "--complete",
+        "--write-pyc",
+    }
+)
+_SUB_COLLECTIONS = {
+    "config": frozenset(
+        {"get", "set", "unset", "list", "path", "edit", "show", "import"}
+    ),
+    "db": frozenset({"migrate", "status"}),
+    "pins": frozenset({"bump", "check"}),
+}
+
+
+def rewrite_space_form(argv: Sequence[str]) -> list[str]:
+    """Rewrite ``config get KEY`` as ``config.get KEY`` (likewise ``db`` and ``pins``).
+
+    Only the first positional token is considered, and only when the next
+    token names one of that collection's tasks.
+    """
+    args = list(argv)
+    index = 1
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            return args
+        if arg.startswith("-"):
+            index += 2 if arg in _VALUE_FLAGS else 1
+            continue
+        tasks = _SUB_COLLECTIONS.get(arg)
+        if tasks and index + 1 < len(args) and args[index + 1] in tasks:
+            args[index : index + 2] = [f"{arg}.{args[index + 1]}"]
+        return args
+    return args
+
+
+class SynthorgProgram(Program):
+    """Invoke's Program with the space form rewrite and usage errors as exit 2."""
+
+    def run(self, argv: Any = None, exit: bool = True) -> None:
+        """Run the program; ``argv`` defaults to ``sys.argv``."""
+        if argv is None:
+            argv = sys.argv
+        if isinstance(argv, str):
+            argv = argv.split()
+        super().run(rewrite_space_form(argv), exit=exit)
+
+    def parse_core(self, argv: Any) -> None:
+        try:
+            super().parse_core(argv)
+        except ParseError as exc:
+            raise Exit(str(exc), code=int(ExitCode.USAGE)) from exc
+
+    def parse_tasks(self) -> None:
+        try:
+            super().parse_tasks()
+        except ParseError as exc:
+            raise Exit(str(exc), code=int(ExitCode.USAGE)) from exc
+
+
+def _program() -> SynthorgProgram:
+    from synthorg_tasks.namespace import build_namespace
+
+    return SynthorgProgram(
+        name="synthorg",
+        binary="synthorg",
+        binary_names=["synthorg"],
+        version=__version__,
+        namespace=build_namespace(include_dev=False),
+    )
+
+
+def main() -> None:
+    """Entry point of the ``synthorg`` console script."""
+    _program().run()

@@ -1,0 +1,64 @@
+"""Data dir resolution and the names of the files inside it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from synthorg_tasks.errors import UsageError
+
+__all__ = [
+    "COMPOSE_FILE",
+    "CONFIG_FILE",
+    "NATS_CONF_FILE",
+    "default_data_dir",
+    "resolve_data_dir",
+]
+
+CONFIG_FILE = "config.json"
+COMPOSE_FILE = "compose.yml"
+NATS_CONF_FILE = "nats.conf"
+
+
+def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Return ``$XDG_DATA_HOME/synthorg`` or the platform's per-user data folder."""
+    env = os.environ if environ is None else environ
+    xdg = env.get("XDG_DATA_HOME", "")
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "synthorg"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "synthorg"
+    return Path.home() / ".local" / "share" / "synthorg"
+
+
+def resolve_data_dir(
+    flag: str | None = None, environ: Mapping[str, str] | None = None
+) -> Path:
+    """Return the absolute, symlink-free data dir.
+
+    Order: ``--data-dir`` → ``SYNTHORG_DATA_DIR`` → the XDG or platform default.
+    The file-system root and the home folder itself are rejected, because
+    ``wipe`` and ``uninstall`` delete the data dir.
+    """
+    env = os.environ if environ is None else environ
+    if flag is not None and flag.strip() == "":
+        raise UsageError("--data-dir is empty", hints=["pass a folder path"])
+    raw = flag if flag else env.get("SYNTHORG_DATA_DIR", "").strip() or None
+    path = Path(raw).expanduser() if raw else default_data_dir(env)
+    if "\0" in str(path):
+        raise UsageError("the data dir path contains a NUL character")
+    resolved = Path(os.path.realpath(os.path.abspath(path)))
+    if resolved == Path(resolved.anchor):
+        raise UsageError(
+            f"data dir {resolved} is the file-system root",
+            hints=["pass --data-dir with a dedicated folder"],
+        )
+    home = Path(os.path.realpath(Path.home()))
+    if resolved == home:
+        raise UsageError(
+            f"data dir {resolved} is the home folder itself",
+            hints=["pass --data-dir with a dedicated folder, such as ~/synthorg"],
+        )
+    return resolved
