@@ -15,6 +15,9 @@ from pathlib import Path
 
 import nox
 
+# uv must not download interpreters: the test machines reach no Python mirror.
+os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
+
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
@@ -78,7 +81,9 @@ def _marker_expression(db: str, bus: str) -> list[str]:
     return ["-m", " and ".join(excluded)] if excluded else []
 
 
-@nox.session(python=CI_PYTHON, tags=["integration", "postgres", "nats"], default=False)
+@nox.session(
+    python=CI_PYTHON, tags=["ci", "integration", "postgres", "nats"], default=False
+)
 @nox.parametrize("bus", ["internal", "nats"])
 @nox.parametrize("db", ["sqlite", "postgres"])
 def integration(session: nox.Session, db: str, bus: str) -> None:
