@@ -15,7 +15,6 @@ from typing import NamedTuple
 
 import pytest
 
-from synthorg_tasks.state.secrets import clear_secrets
 from tests.capabilities import require
 from tests.integration import servers
 
@@ -80,10 +79,3 @@ def nats_default(nats_binary: NatsBinary) -> Iterator[tuple[str, int]]:
         return
     with servers.nats_server(nats_binary.path) as server:
         yield server.host, server.port
-
-
-@pytest.fixture(autouse=True)
-def _fresh_secret_registry() -> Iterator[None]:
-    clear_secrets()
-    yield
-    clear_secrets()

@@ -9,14 +9,9 @@ import pytest
 
 from synthorg_tasks.errors import PersistenceConfigError, UsageError
 from synthorg_tasks.lifecycle import db as lifecycle
-from synthorg_tasks.state.secrets import clear_secrets, mask
+from synthorg_tasks.state.secrets import mask
 
 PASSWORD = "pw@with:odd/chars#%$'"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_secret_registry() -> None:
-    clear_secrets()
 
 
 @dataclass(frozen=True)
