@@ -31,9 +31,11 @@ def pg_server() -> Iterator[servers.PostgresServer]:
 
 
 @pytest.fixture
-def pg_database(pg_server: servers.PostgresServer) -> str:
-    """The name of a fresh, empty database owned by ``synthorg``."""
-    return pg_server.create_database()
+def pg_database(pg_server: servers.PostgresServer) -> Iterator[str]:
+    """The name of a fresh, empty database owned by ``synthorg``, dropped after."""
+    name = pg_server.create_database()
+    yield name
+    pg_server.drop_database(name)
 
 
 def _nats_urls_from_env() -> dict[str, str]:

@@ -350,6 +350,34 @@ class PostgresServer:
         )
         return name
 
+    def database_exists(self, name: str) -> bool:
+        """Report whether the server has a database called ``name``."""
+        import psycopg
+
+        with psycopg.connect(**_admin_kwargs(self.admin_url, "postgres")) as conn:
+            row = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
+        return row is not None
+
+    def drop_database(self, name: str) -> None:
+        """Drop a database, closing its open connections first."""
+        from psycopg import sql
+
+        self.admin_execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)
+            )
+        )
+
+    def drop_role(self, name: str) -> None:
+        """Drop a login role if it exists."""
+        from psycopg import sql
+
+        self.admin_execute(
+            sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name))
+        )
+
     def create_role(self, name: str, password: str) -> None:
         """Create a login role with ``password`` (stored as a scram verifier)."""
         from psycopg import sql
@@ -402,22 +430,20 @@ def provision(admin_url: str, role_password: str) -> PostgresServer:
     server = PostgresServer(admin_url=admin_url, port=port, role_password=role_password)
     role = sql.Identifier(ROLE_NAME)
     server.admin_execute(
-        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(DATABASE_NAME)
-        )
-    )
-    server.admin_execute(
         sql.SQL(
             "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {}) "
             "THEN CREATE ROLE {} LOGIN; END IF; END $$"
         ).format(sql.Literal(ROLE_NAME), role)
     )
     server.admin_execute(
-        sql.SQL("ALTER ROLE {} LOGIN CREATEDB PASSWORD {}").format(
+        sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
             role, sql.Literal(role_password)
         )
     )
-    server.create_database(DATABASE_NAME)
+    # An existing database is kept: the admin DSN may name a server that is
+    # not private to the tests. Tests that need an empty one create their own.
+    if not server.database_exists(DATABASE_NAME):
+        server.create_database(DATABASE_NAME)
     return server
 
 
