@@ -219,13 +219,13 @@ def parse_database_url(text: str, source: str = "SYNTHORG_DATABASE_URL") -> Data
     )
 
 
-def _decode(raw: str, what: str, fail: _Fail) -> str:
+def _decode(raw: str, part: str, fail: _Fail) -> str:
     try:
         decoded = unquote(raw, errors="strict")
     except UnicodeDecodeError:
-        raise fail(f"the {what} has %HH escapes that are not valid UTF-8") from None
+        raise fail(f"the {part} has %HH escapes that are not valid UTF-8") from None
     if "\x00" in decoded:
-        raise fail(f"the {what} contains a NUL character")
+        raise fail(f"the {part} contains a NUL character")
     return decoded
 
 

@@ -1,7 +1,7 @@
 """Invoke tasks ``db.migrate`` and ``db.status``.
 
 The tasks only parse options, call :mod:`synthorg_tasks.lifecycle.db` and map
-the result to output and an exit code. With ``--json`` stdout holds exactly
+the result to output and an exit code. With ``--json`` stdout contains exactly
 one JSON document, the error document included.
 """
 
