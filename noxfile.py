@@ -1,8 +1,8 @@
 """Nox sessions: lint, unit tests and the suites against real services.
 
 Default sessions (`nox`) need nothing outside the virtualenv but a Compose
-binary; the others need real servers and are selected by tag, for example
-`nox -t integration` or `nox -t ci` for everything CI runs.
+binary. The others need real servers and are selected by tag, for example
+`nox -t integration`, or `nox -t ci` for everything CI runs.
 """
 
 from __future__ import annotations
