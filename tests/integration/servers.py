@@ -76,16 +76,32 @@ def as_pg_user(argv: Sequence[str]) -> list[str]:
     return list(argv)
 
 
-def _run(argv: Sequence[str], program: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        list(argv), capture_output=True, text=True, check=False, timeout=120
+def run_as_pg_user(
+    argv: Sequence[str], cwd: Path, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run a PostgreSQL program as the ``postgres`` user when root.
+
+    ``cwd`` must be a folder that user can enter, because the caller's working
+    directory (a checkout under /root, say) may not be.
+    """
+    return subprocess.run(
+        as_pg_user(argv),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
     )
+
+
+def _check(
+    result: subprocess.CompletedProcess[str], program: str, log: str = ""
+) -> None:
     if result.returncode != 0:
         raise ServerError(
             f"{program} failed with exit code {result.returncode}:\n"
-            f"{result.stdout}{result.stderr}"
+            f"{result.stdout}{result.stderr}{log}"
         )
-    return result
 
 
 # --- PostgreSQL ---------------------------------------------------------------
@@ -193,7 +209,7 @@ class PostgresCluster:
             f"unix_socket_directories = '{self.base_dir}'\n"
             "fsync = off\n"
         )
-        _writeas_pg_user(self.data_dir / "postgresql.auto.conf", settings)
+        _write_as_pg_user(self.data_dir / "postgresql.auto.conf", settings)
         argv = [
             str(self.bindir / "pg_ctl"),
             "-D",
@@ -205,14 +221,8 @@ class PostgresCluster:
             str(int(timeout)),
             "start",
         ]
-        result = subprocess.run(
-            as_pg_user(argv), capture_output=True, text=True, check=False
-        )
-        if result.returncode != 0:
-            raise ServerError(
-                f"pg_ctl start failed with exit code {result.returncode}:\n"
-                f"{result.stdout}{result.stderr}{self.read_log()}"
-            )
+        result = run_as_pg_user(argv, self.base_dir, timeout=timeout + 10)
+        _check(result, "pg_ctl start", self.read_log())
         self.started = True
 
     def stop(self) -> None:
@@ -220,11 +230,8 @@ class PostgresCluster:
         if not self.started:
             return
         argv = [str(self.bindir / "pg_ctl"), "-D", str(self.data_dir)]
-        result = subprocess.run(
-            as_pg_user([*argv, "-m", "fast", "-w", "-t", "30", "stop"]),
-            capture_output=True,
-            text=True,
-            check=False,
+        result = run_as_pg_user(
+            [*argv, "-m", "fast", "-w", "-t", "30", "stop"], self.base_dir
         )
         if result.returncode != 0:
             pid = self._postmaster_pid()
@@ -255,7 +262,7 @@ class PostgresCluster:
         return int(first) if first.strip().isdigit() else None
 
 
-def _writeas_pg_user(path: Path, text: str, append: bool = True) -> None:
+def _write_as_pg_user(path: Path, text: str, append: bool = True) -> None:
     with path.open("a" if append else "w", encoding="utf-8") as handle:
         handle.write(text)
     if _is_root():
@@ -276,29 +283,25 @@ def init_cluster(parent: Path | None = None) -> PostgresCluster:
     pwfile = base_dir / "pwfile"
     try:
         pwfile.touch(mode=0o600)
-        _writeas_pg_user(pwfile, cluster.superuser_password, append=False)
-        _run(
-            as_pg_user(
-                [
-                    str(bindir / "initdb"),
-                    "-D",
-                    str(cluster.data_dir),
-                    "--username",
-                    PG_SUPERUSER,
-                    "--pwfile",
-                    str(pwfile),
-                    "--auth-local",
-                    "scram-sha-256",
-                    "--auth-host",
-                    "scram-sha-256",
-                    "--encoding",
-                    "UTF8",
-                    "--no-instructions",
-                    "--no-sync",
-                ]
-            ),
-            "initdb",
-        )
+        _write_as_pg_user(pwfile, cluster.superuser_password, append=False)
+        initdb = [
+            str(bindir / "initdb"),
+            "-D",
+            str(cluster.data_dir),
+            "--username",
+            PG_SUPERUSER,
+            "--pwfile",
+            str(pwfile),
+            "--auth-local",
+            "scram-sha-256",
+            "--auth-host",
+            "scram-sha-256",
+            "--encoding",
+            "UTF8",
+            "--no-instructions",
+            "--no-sync",
+        ]
+        _check(run_as_pg_user(initdb, base_dir), "initdb")
     except BaseException:
         shutil.rmtree(base_dir, ignore_errors=True)
         raise
