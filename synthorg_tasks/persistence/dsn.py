@@ -193,6 +193,7 @@ def parse_database_url(text: str, source: str = "SYNTHORG_DATABASE_URL") -> Data
 
     # The last '@' ends the user-info, so an unencoded '@' in the password
     # lands in the user-info and is reported as a reserved character there.
+    # NOTE: an unencoded '@' in a query value is reported the same way.
     if "@" not in rest:
         raise fail("the user is missing; expected user:password@host")
     userinfo, after_at = rest.rsplit("@", 1)
