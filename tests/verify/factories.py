@@ -47,6 +47,7 @@ from synthorg_tasks.verify.registry import OCI_INDEX, OCI_MANIFEST, RegistryClie
 EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
 EMPTY_CONFIG = b"{}"
 IN_TOTO_MEDIA_TYPE = "application/vnd.in-toto+json"
+DSSE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
 STATEMENT_V1 = "https://in-toto.io/Statement/v1"
 LOG_KEY_VALID_FROM = datetime(2021, 1, 12, 11, 53, 27, tzinfo=timezone.utc)
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -214,14 +215,20 @@ def make_checkpoint(
 # -- cosign and Rekor payloads -----------------------------------------------
 
 
-def simple_signing_payload(signed_digest: str, reference: str) -> bytes:
+def simple_signing_payload(
+    signed_digest: str,
+    reference: str,
+    *,
+    signature_type: str = "cosign container image signature",
+    padding: int = 0,
+) -> bytes:
     document = {
         "critical": {
             "identity": {"docker-reference": reference},
             "image": {"docker-manifest-digest": signed_digest},
-            "type": "cosign container image signature",
+            "type": signature_type,
         },
-        "optional": None,
+        "optional": {"padding": "x" * padding} if padding else None,
     }
     return json.dumps(document, separators=(",", ":")).encode()
 
@@ -323,6 +330,9 @@ class LayerOptions:
     # Which digest the payload names: "attestation", "index" or "platform".
     signs: str = "attestation"
     signed_digest: str | None = None
+    signature_type: str = "cosign container image signature"
+    payload_padding: int = 0
+    media_type: str = SIMPLE_SIGNING_MEDIA_TYPE
     payload_mutator: Callable[[bytes], bytes] | None = None
     include_bundle: bool = True
     embed_proof: bool = False
@@ -337,6 +347,8 @@ class LayerOptions:
     checkpoint_root: bytes | None = None
     checkpoint_size: int | None = None
     api_body: bytes | None = None
+    # Fields of the log API's entry that differ from the SET payload.
+    api_overrides: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -349,6 +361,9 @@ class DhiOptions:
     target_platform: str = "linux/amd64"
     statement: Callable[[str], dict[str, Any]] = slsa_statement
     predicate_annotation: str = SLSA_PROVENANCE_V1
+    # Wrap the statement in a DSSE envelope instead of a bare in-toto layer.
+    dsse: bool = False
+    dsse_payload_type: str = IN_TOTO_MEDIA_TYPE
     attestation_subject: str | None = None
     signature_subject: str | None = None
     layers: list[LayerOptions] = field(default_factory=lambda: [LayerOptions()])
@@ -419,7 +434,12 @@ def _signature_layer(
 ) -> tuple[bytes, dict[str, Any], RekorEntryFixture | None]:
     signer = layer.signing_key or keys.dhi
     signed = layer.signed_digest or digests[layer.signs]
-    payload = simple_signing_payload(signed, reference)
+    payload = simple_signing_payload(
+        signed,
+        reference,
+        signature_type=layer.signature_type,
+        padding=layer.payload_padding,
+    )
     signature = signer.sign(payload)
     if layer.payload_mutator is not None:
         payload = layer.payload_mutator(payload)
@@ -432,7 +452,7 @@ def _signature_layer(
         annotations[BUNDLE_ANNOTATION] = bundle
     return (
         payload,
-        descriptor(SIMPLE_SIGNING_MEDIA_TYPE, payload, annotations=annotations),
+        descriptor(layer.media_type, payload, annotations=annotations),
         entry,
     )
 
@@ -496,6 +516,7 @@ def _rekor_bundle(
                     ).decode(),
                     "inclusionProof": proof,
                 },
+                **layer.api_overrides,
             }
         },
     )
@@ -573,6 +594,15 @@ def build_dhi_image(keys: TrustKeys, options: DhiOptions | None = None) -> DhiIm
     reference = f"dhi.io/{options.repository}:{options.tag}"
 
     statement_raw = canonical(options.statement(platform_digest))
+    layer_media_type = IN_TOTO_MEDIA_TYPE
+    if options.dsse:
+        envelope = {
+            "payloadType": options.dsse_payload_type,
+            "payload": base64.b64encode(statement_raw).decode(),
+            "signatures": [],
+        }
+        statement_raw = canonical(envelope)
+        layer_media_type = DSSE_MEDIA_TYPE
     blobs.append(statement_raw)
     subject = descriptor(OCI_MANIFEST, target_raw)
     if options.attestation_subject is not None:
@@ -581,7 +611,7 @@ def build_dhi_image(keys: TrustKeys, options: DhiOptions | None = None) -> DhiIm
         oci_manifest(
             [
                 descriptor(
-                    IN_TOTO_MEDIA_TYPE,
+                    layer_media_type,
                     statement_raw,
                     annotations={
                         PREDICATE_TYPE_ANNOTATION: options.predicate_annotation

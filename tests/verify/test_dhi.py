@@ -125,6 +125,15 @@ def test_invalid_first_layer_valid_second_passes(
     assert result.rekor_log_index == image.rekor_entries[1].log_index
 
 
+def test_dsse_attestation_layer_verifies(
+    stub: StubServer, trust_keys: TrustKeys
+) -> None:
+    image = build_dhi_image(trust_keys, DhiOptions(dsse=True))
+    publish(stub, image)
+    result = verify(stub, image, make_pins(trust_keys, {}))
+    assert result.attestation_digest == image.attestation_digest
+
+
 def test_pinned_builder_id_matches(stub: StubServer, trust_keys: TrustKeys) -> None:
     image = build_dhi_image(trust_keys)
     publish(stub, image)
@@ -230,6 +239,26 @@ CASES: dict[str, Case] = {
     "wrong-signing-key": layer_case(
         "does not verify", step="signature", signing_key=OTHER_KEY
     ),
+    "wrong-signature-type": layer_case(
+        "critical.type 'cosign sbom' is not",
+        step="signature",
+        signature_type="cosign sbom",
+    ),
+    "payload-over-64-kib": layer_case(
+        "exceed the limit of 65536 bytes", step="signature", payload_padding=65_536
+    ),
+    "layer-not-simple-signing": layer_case(
+        "is not application/vnd.dev.cosign.simplesigning.v1",
+        step="signature",
+        media_type="application/octet-stream",
+    ),
+    "api-integrated-time-differs": layer_case(
+        "Rekor API entry: integratedTime differs",
+        api_overrides={"integratedTime": 1_700_000_000},
+    ),
+    "api-log-id-differs": layer_case(
+        "Rekor API entry: logID differs", api_overrides={"logID": "0" * 64}
+    ),
     "fingerprint-mismatch": Case(
         step="key", reason="fingerprint", pins=_fingerprint_mismatch
     ),
@@ -313,6 +342,11 @@ CASES: dict[str, Case] = {
         step="attestation lookup",
         reason="no SLSA v1 attestation referrer",
         options=DhiOptions(predicate_annotation="https://slsa.dev/provenance/v0.2"),
+    ),
+    "dsse-wrong-payload-type": Case(
+        step="attestation",
+        reason="payloadType is not application/vnd.in-toto",
+        options=DhiOptions(dsse=True, dsse_payload_type="text/plain"),
     ),
     "unknown-statement-type": Case(
         step="attestation",

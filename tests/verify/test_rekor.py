@@ -287,17 +287,23 @@ def _entry(keys: TrustKeys, integrated_time: int) -> tuple[str, bytes, bytes]:
     return json.dumps(bundle), payload, signature
 
 
-def test_embedded_log_entry_verifies(trust_keys: TrustKeys) -> None:
-    bundle, payload, signature = _entry(trust_keys, int(NOW.timestamp()) - 60)
-    index = verify_log_entry(
+def _verify_offline(
+    keys: TrustKeys, bundle: str, payload: bytes, signature: bytes
+) -> int:
+    return verify_log_entry(
         bundle,
         payload=payload,
         signature=signature,
-        signer_spki=trust_keys.dhi.spki_der,
-        rekor=make_pins(trust_keys, {}).rekor,
+        signer_spki=keys.dhi.spki_der,
+        rekor=make_pins(keys, {}).rekor,
         client=None,
         now=NOW,
     )
+
+
+def test_embedded_log_entry_verifies(trust_keys: TrustKeys) -> None:
+    bundle, payload, signature = _entry(trust_keys, int(NOW.timestamp()) - 60)
+    index = _verify_offline(trust_keys, bundle, payload, signature)
     assert index == 77
 
 
@@ -316,15 +322,7 @@ def test_integrated_time_outside_validity_fails(
 ) -> None:
     bundle, payload, signature = _entry(trust_keys, int(integrated.timestamp()))
     with pytest.raises(VerificationError, match=reason):
-        verify_log_entry(
-            bundle,
-            payload=payload,
-            signature=signature,
-            signer_spki=trust_keys.dhi.spki_der,
-            rekor=make_pins(trust_keys, {}).rekor,
-            client=None,
-            now=NOW,
-        )
+        _verify_offline(trust_keys, bundle, payload, signature)
 
 
 def test_cosign_bundle_without_client_fails(trust_keys: TrustKeys) -> None:
@@ -348,15 +346,7 @@ def test_cosign_bundle_without_client_fails(trust_keys: TrustKeys) -> None:
         }
     )
     with pytest.raises(VerificationError, match="embeds none and no log client"):
-        verify_log_entry(
-            bundle,
-            payload=payload,
-            signature=signature,
-            signer_spki=trust_keys.dhi.spki_der,
-            rekor=make_pins(trust_keys, {}).rekor,
-            client=None,
-            now=NOW,
-        )
+        _verify_offline(trust_keys, bundle, payload, signature)
 
 
 @pytest.mark.parametrize(
