@@ -7,7 +7,7 @@ below run in this order, each in its own function, and each raises
 caller can never mistake a failed check for a pass:
 
 (0) key: the pinned DHI key is ECDSA P-256 and matches its pinned fingerprint.
-(1) login: ``HEAD`` of ``<registry>/<repository>:<tag>``, which also tells
+(1) login: ``HEAD`` of ``<registry>/<repository>:<tag>``, which also shows
     whether the registry accepts the host's credentials.
 (2) index: the index fetched by its pinned digest (hash-checked) and the
     manifest of the engine's platform chosen from it.
@@ -120,7 +120,7 @@ class _CandidateFailed(Exception):
 
 @dataclass(frozen=True)
 class _Signer:
-    """What steps 6 and 7 check each signature layer against."""
+    """The key, digest and log settings that steps 6 and 7 check a layer against."""
 
     registry: RegistryClient
     repository: str
@@ -405,6 +405,7 @@ def _step6_signature_layer(signer: _Signer, layer: Descriptor) -> tuple[bytes, b
         raise VerificationError(
             f"annotation {SIGNATURE_ANNOTATION} is not base64"
         ) from exc
+
     payload = signer.registry.get_blob(
         signer.repository, layer.digest, max_bytes=MAX_SIGNATURE_PAYLOAD_BYTES
     )
@@ -422,6 +423,7 @@ def _step6_signature_layer(signer: _Signer, layer: Descriptor) -> tuple[bytes, b
             "the simple-signing payload lacks critical.type or "
             "critical.image.docker-manifest-digest"
         ) from exc
+
     if signed_type != COSIGN_SIGNATURE_TYPE:
         raise VerificationError(
             f"critical.type {signed_type!r} is not {COSIGN_SIGNATURE_TYPE!r}"

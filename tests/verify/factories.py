@@ -1,12 +1,13 @@
 """Fixture factories for the DHI and Rekor tests.
 
-Every run generates fresh keys, so nothing here is a recorded artifact: a
-DHI-style signing key, a Rekor log key and its log id, simple-signing
-payloads, hashedrekord bodies, Merkle trees with inclusion proofs, signed
-checkpoints, SETs over RFC 8785 canonical JSON, in-toto statements with SLSA
-v1 predicates, and the OCI manifests, indexes and referrers indexes that
-carry them. :func:`build_dhi_image` assembles one image; its options are the
-knobs that the tampering tests turn.
+Every run generates fresh keys, so nothing here is a recorded artifact. The
+factories make a DHI-style signing key, a Rekor log key and its log id,
+simple-signing payloads, hashedrekord bodies, Merkle trees with inclusion
+proofs and signed checkpoints. They also make SETs over RFC 8785 canonical
+JSON, in-toto statements with SLSA v1 predicates, and the OCI manifests,
+indexes and referrers indexes that carry them. :func:`build_dhi_image`
+assembles one image, and its options are the knobs that the tampering tests
+turn.
 """
 
 from __future__ import annotations
@@ -457,20 +458,14 @@ def _signature_layer(
     )
 
 
-def _rekor_bundle(
-    keys: TrustKeys,
-    layer: LayerOptions,
-    payload: bytes,
-    signature: bytes,
-    signer: SigningKey,
-    log_index: int,
-) -> tuple[str, RekorEntryFixture]:
-    body = hashedrekord_body(
-        layer.body_hash or hashlib.sha256(payload).hexdigest(),
-        layer.body_signature or signature,
-        layer.body_public_pem or signer.public_pem,
-    )
-    # Place the entry at a random position of a tree with random neighbours.
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _inclusion_proof(
+    keys: TrustKeys, layer: LayerOptions, body: bytes
+) -> dict[str, Any]:
+    """Log ``body`` at a random position among random neighbours; return the proof."""
     before = [secrets.token_bytes(40) for _ in range(secrets.randbelow(20))]
     after = [secrets.token_bytes(40) for _ in range(secrets.randbelow(20) + 1)]
     tree = MerkleTree([*before, body, *after])
@@ -482,16 +477,6 @@ def _rekor_bundle(
         layer.checkpoint_root or root,
         hint_log_id=keys.rekor.log_id,
     )
-    log_id = layer.set_log_id or keys.rekor.log_id
-    integrated_time = int((NOW - timedelta(days=3)).timestamp())
-    body_b64 = base64.b64encode(body).decode()
-    set_payload = {
-        "body": body_b64,
-        "integratedTime": integrated_time,
-        "logIndex": log_index,
-        "logID": log_id,
-    }
-    signed_entry_timestamp = sign_set(layer.set_key or keys.rekor, set_payload)
     proof = {
         "logIndex": tree_index,
         "treeSize": tree.size,
@@ -501,71 +486,81 @@ def _rekor_bundle(
     }
     if layer.proof_mutator is not None:
         layer.proof_mutator(proof)
-    api_body = base64.b64encode(layer.api_body).decode() if layer.api_body else body_b64
-    api_entry = RekorEntryFixture(
-        log_index,
-        {
-            secrets.token_hex(40): {
-                "body": api_body,
-                "integratedTime": integrated_time,
-                "logID": log_id,
-                "logIndex": log_index,
-                "verification": {
-                    "signedEntryTimestamp": base64.b64encode(
-                        signed_entry_timestamp
-                    ).decode(),
-                    "inclusionProof": proof,
-                },
-                **layer.api_overrides,
-            }
+    return proof
+
+
+def _sigstore_bundle(
+    fields: dict[str, Any], signed_entry_timestamp: bytes, proof: dict[str, Any]
+) -> dict[str, Any]:
+    """A Sigstore bundle whose one log entry embeds its inclusion proof."""
+    entry = {
+        "logIndex": str(fields["logIndex"]),
+        "logId": {"keyId": _b64(bytes.fromhex(fields["logID"]))},
+        "kindVersion": {"kind": "hashedrekord", "version": "0.0.1"},
+        "integratedTime": str(fields["integratedTime"]),
+        "inclusionPromise": {"signedEntryTimestamp": _b64(signed_entry_timestamp)},
+        "inclusionProof": {
+            "logIndex": str(proof["logIndex"]),
+            "rootHash": _b64(bytes.fromhex(proof["rootHash"])),
+            "treeSize": str(proof["treeSize"]),
+            "hashes": [_b64(bytes.fromhex(h)) for h in proof["hashes"]],
+            "checkpoint": {"envelope": proof["checkpoint"]},
         },
+        "canonicalizedBody": fields["body"],
+    }
+    return {
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": {"tlogEntries": [entry]},
+    }
+
+
+def _rekor_bundle(
+    keys: TrustKeys,
+    layer: LayerOptions,
+    payload: bytes,
+    signature: bytes,
+    signer: SigningKey,
+    log_index: int,
+) -> tuple[str, RekorEntryFixture]:
+    """Return the bundle annotation of one signature and its log API entry."""
+    body = hashedrekord_body(
+        layer.body_hash or hashlib.sha256(payload).hexdigest(),
+        layer.body_signature or signature,
+        layer.body_public_pem or signer.public_pem,
     )
-    shown_time = integrated_time + layer.integrated_time_shift
+    proof = _inclusion_proof(keys, layer, body)
+    fields = {
+        "body": _b64(body),
+        "integratedTime": int((NOW - timedelta(days=3)).timestamp()),
+        "logIndex": log_index,
+        "logID": layer.set_log_id or keys.rekor.log_id,
+    }
+    signed_entry_timestamp = sign_set(layer.set_key or keys.rekor, fields)
+
+    api_fields = {**fields, "body": _b64(layer.api_body or body)}
+    api_entry = {
+        **api_fields,
+        "verification": {
+            "signedEntryTimestamp": _b64(signed_entry_timestamp),
+            "inclusionProof": proof,
+        },
+        **layer.api_overrides,
+    }
+    entry = RekorEntryFixture(log_index, {secrets.token_hex(40): api_entry})
+
+    # The bundle shows the time shifted after signing, which breaks the SET.
+    shown = {
+        **fields,
+        "integratedTime": fields["integratedTime"] + layer.integrated_time_shift,
+    }
     if layer.embed_proof:
-        bundle: dict[str, Any] = {
-            "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
-            "verificationMaterial": {
-                "tlogEntries": [
-                    {
-                        "logIndex": str(log_index),
-                        "logId": {
-                            "keyId": base64.b64encode(bytes.fromhex(log_id)).decode()
-                        },
-                        "kindVersion": {"kind": "hashedrekord", "version": "0.0.1"},
-                        "integratedTime": str(shown_time),
-                        "inclusionPromise": {
-                            "signedEntryTimestamp": base64.b64encode(
-                                signed_entry_timestamp
-                            ).decode()
-                        },
-                        "inclusionProof": {
-                            "logIndex": str(proof["logIndex"]),
-                            "rootHash": base64.b64encode(
-                                bytes.fromhex(proof["rootHash"])
-                            ).decode(),
-                            "treeSize": str(proof["treeSize"]),
-                            "hashes": [
-                                base64.b64encode(bytes.fromhex(h)).decode()
-                                for h in proof["hashes"]
-                            ],
-                            "checkpoint": {"envelope": proof["checkpoint"]},
-                        },
-                        "canonicalizedBody": body_b64,
-                    }
-                ]
-            },
-        }
+        bundle = _sigstore_bundle(shown, signed_entry_timestamp, proof)
     else:
         bundle = {
-            "SignedEntryTimestamp": base64.b64encode(signed_entry_timestamp).decode(),
-            "Payload": {
-                "body": body_b64,
-                "integratedTime": shown_time,
-                "logIndex": log_index,
-                "logID": log_id,
-            },
+            "SignedEntryTimestamp": _b64(signed_entry_timestamp),
+            "Payload": shown,
         }
-    return json.dumps(bundle), api_entry
+    return json.dumps(bundle), entry
 
 
 def build_dhi_image(keys: TrustKeys, options: DhiOptions | None = None) -> DhiImage:

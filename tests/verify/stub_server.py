@@ -1,7 +1,7 @@
 """A loopback HTTP server that plays an OCI registry and a Rekor log API.
 
 It stores blobs and manifests in memory, serves the OCI referrers API (or,
-switched off, answers it with a plain 404 as distribution 2.8 does), can
+switched off, responds to it with a plain 404 as distribution 2.8 does), can
 require Bearer token auth with Docker credentials, and lets a test replace
 the bytes served for any path to play a tampering registry. It listens on
 127.0.0.1 at a free port and is stopped by the fixture that started it.

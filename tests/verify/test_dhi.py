@@ -6,8 +6,10 @@ must fail closed with a message naming the image and the failed step.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
+import json
 import re
 import secrets
 from collections.abc import Callable
@@ -427,6 +429,31 @@ def test_login_refused_names_docker_login(
     )
     assert ": login: " in str(raised.value)
     assert AIR_GAPPED_HINT not in raised.value.hints
+
+
+def test_login_with_docker_credentials_verifies(
+    stub: StubServer,
+    trust_keys: TrustKeys,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    image = build_dhi_image(trust_keys)
+    publish(stub, image)
+    auth = base64.b64encode(b"user:secret-password").decode()
+    (tmp_path / "config.json").write_text(
+        json.dumps({"auths": {stub.host: {"auth": auth}}}), encoding="utf-8"
+    )
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    stub.state.token_auth = True
+    stub.state.credentials = ("user", "secret-password")
+
+    result = verify(stub, image, make_pins(trust_keys, {}))
+
+    assert result.signature_digest == image.signature_digest
+    token_requests = [
+        path for _m, path, _a in stub.state.log if path.startswith("/token")
+    ]
+    assert len(token_requests) == 1
 
 
 def test_unreachable_registry_has_air_gapped_hint(trust_keys: TrustKeys) -> None:

@@ -1,7 +1,7 @@
 """The registry client and DHI pipeline against a real docker-registry process.
 
 Debian's docker-registry (distribution 2.8) has no OCI referrers API, so
-these tests exercise the referrers-tag fallback on a real registry; a
+these tests exercise the referrers-tag fallback on a real registry. A
 loopback stub still serves the Rekor API.
 """
 
