@@ -487,6 +487,54 @@ def _verify_signature_layers(
     raise _CandidateFailed("signature", "no valid DHI signature: " + "; ".join(reasons))
 
 
+def _verify_candidate(
+    registry: RegistryClient,
+    pin: DhiImagePin,
+    candidate: Descriptor,
+    platform_digest: str,
+    key: EllipticCurvePublicKey,
+    pins: Pins,
+    rekor_client: RekorClient | None,
+    now: datetime,
+) -> tuple[str, str, int]:
+    """Run steps 4 to 7 on one attestation candidate.
+
+    Returns the attestation digest, the signature manifest digest and the
+    Rekor log index, or raises :class:`_CandidateFailed`.
+    """
+    with _candidate("attestation"):
+        attestation = _step4_attestation(
+            registry, pin.repository, candidate, platform_digest, pins.dhi.builder_ids
+        )
+    with _candidate("signature lookup"):
+        manifests = _step5_signature_manifests(
+            registry, pin.repository, attestation.digest
+        )
+    signer = _Signer(
+        registry=registry,
+        repository=pin.repository,
+        key=key,
+        attestation_digest=attestation.digest,
+        pins=pins,
+        rekor_client=rekor_client,
+        now=now,
+    )
+    signature_digest, log_index = _verify_signature_layers(signer, manifests)
+    return attestation.digest, signature_digest, log_index
+
+
+def _no_candidate_passed(
+    ref: str, failures: list[tuple[str, _CandidateFailed]]
+) -> VerificationError:
+    if len(failures) == 1:
+        return VerificationError(f"verifying {ref}: {failures[0][1]}")
+    joined = "; ".join(f"{digest}: {failure}" for digest, failure in failures)
+    return VerificationError(
+        f"verifying {ref}: attestation: none of the {len(failures)} SLSA v1 "
+        f"attestations passed: {joined}"
+    )
+
+
 # (8) result and the public entry point -------------------------------------------
 
 
@@ -527,36 +575,15 @@ def verify_dhi_image(
             registry, pin.repository, platform_digest
         )
 
-    reasons: list[str] = []
+    failures: list[tuple[str, _CandidateFailed]] = []
     for candidate in candidates:
         try:
-            with _candidate("attestation"):
-                attestation = _step4_attestation(
-                    registry,
-                    pin.repository,
-                    candidate,
-                    platform_digest,
-                    pins.dhi.builder_ids,
-                )
-            with _candidate("signature lookup"):
-                manifests = _step5_signature_manifests(
-                    registry, pin.repository, attestation.digest
-                )
-            signer = _Signer(
-                registry=registry,
-                repository=pin.repository,
-                key=key,
-                attestation_digest=attestation.digest,
-                pins=pins,
-                rekor_client=rekor_client,
-                now=now,
+            attestation_digest, signature_digest, log_index = _verify_candidate(
+                registry, pin, candidate, platform_digest, key, pins, rekor_client, now
             )
-            signature_digest, log_index = _verify_signature_layers(signer, manifests)
         except _CandidateFailed as exc:
             _logger.debug("attestation %s failed: %s", candidate.digest, exc)
-            reasons.append(
-                f"{candidate.digest}: {exc}" if len(candidates) > 1 else str(exc)
-            )
+            failures.append((candidate.digest, exc))
             continue
         except TransportError as exc:
             raise _prefixed(exc, f"verifying {ref}: ") from exc
@@ -567,8 +594,8 @@ def verify_dhi_image(
             index_digest=pin.index_digest,
             platform=platform,
             platform_digest=platform_digest,
-            attestation_digest=attestation.digest,
+            attestation_digest=attestation_digest,
             signature_digest=signature_digest,
             rekor_log_index=log_index,
         )
-    raise VerificationError(f"verifying {ref}: " + "; ".join(reasons))
+    raise _no_candidate_passed(ref, failures)

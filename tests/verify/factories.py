@@ -365,6 +365,8 @@ class DhiOptions:
     # Wrap the statement in a DSSE envelope instead of a bare in-toto layer.
     dsse: bool = False
     dsse_payload_type: str = IN_TOTO_MEDIA_TYPE
+    # List an unsigned, invalid SLSA v1 attestation before the real one.
+    decoy_attestation: bool = False
     attestation_subject: str | None = None
     signature_subject: str | None = None
     layers: list[LayerOptions] = field(default_factory=lambda: [LayerOptions()])
@@ -563,6 +565,30 @@ def _rekor_bundle(
     return json.dumps(bundle), entry
 
 
+def _attestation_manifest(
+    options: DhiOptions, statement: dict[str, Any], subject: dict[str, Any]
+) -> tuple[bytes, bytes]:
+    """Return the statement layer and the attestation manifest that carries it."""
+    layer = canonical(statement)
+    media_type = IN_TOTO_MEDIA_TYPE
+    if options.dsse:
+        envelope = {
+            "payloadType": options.dsse_payload_type,
+            "payload": _b64(layer),
+            "signatures": [],
+        }
+        layer = canonical(envelope)
+        media_type = DSSE_MEDIA_TYPE
+    annotations = {PREDICATE_TYPE_ANNOTATION: options.predicate_annotation}
+    manifest = oci_manifest(
+        [descriptor(media_type, layer, annotations=annotations)],
+        subject=subject,
+        artifact_type=IN_TOTO_MEDIA_TYPE,
+        annotations=annotations,
+    )
+    return layer, canonical(manifest)
+
+
 def build_dhi_image(keys: TrustKeys, options: DhiOptions | None = None) -> DhiImage:
     """Build a multi-platform image with an SLSA v1 attestation and signature."""
     options = options or DhiOptions()
@@ -588,36 +614,24 @@ def build_dhi_image(keys: TrustKeys, options: DhiOptions | None = None) -> DhiIm
     platform_digest = sha256_digest(target_raw)
     reference = f"dhi.io/{options.repository}:{options.tag}"
 
-    statement_raw = canonical(options.statement(platform_digest))
-    layer_media_type = IN_TOTO_MEDIA_TYPE
-    if options.dsse:
-        envelope = {
-            "payloadType": options.dsse_payload_type,
-            "payload": base64.b64encode(statement_raw).decode(),
-            "signatures": [],
-        }
-        statement_raw = canonical(envelope)
-        layer_media_type = DSSE_MEDIA_TYPE
-    blobs.append(statement_raw)
     subject = descriptor(OCI_MANIFEST, target_raw)
     if options.attestation_subject is not None:
         subject["digest"] = options.attestation_subject
-    attestation_raw = canonical(
-        oci_manifest(
-            [
-                descriptor(
-                    layer_media_type,
-                    statement_raw,
-                    annotations={
-                        PREDICATE_TYPE_ANNOTATION: options.predicate_annotation
-                    },
-                )
-            ],
-            subject=subject,
-            artifact_type=IN_TOTO_MEDIA_TYPE,
-            annotations={PREDICATE_TYPE_ANNOTATION: options.predicate_annotation},
+    referrers_of_platform: list[dict[str, Any]] = []
+    if options.decoy_attestation:
+        # Annotated as SLSA v1 but carrying a v0.2 statement, so step 4 fails.
+        decoy = slsa_statement(
+            platform_digest, predicateType="https://slsa.dev/provenance/v0.2"
         )
+        decoy_layer, decoy_raw = _attestation_manifest(options, decoy, subject)
+        blobs.append(decoy_layer)
+        manifests.append((sha256_digest(decoy_raw), decoy_raw, OCI_MANIFEST))
+        referrers_of_platform.append(referrer_descriptor(decoy_raw))
+    statement_raw, attestation_raw = _attestation_manifest(
+        options, options.statement(platform_digest), subject
     )
+    blobs.append(statement_raw)
+    referrers_of_platform.append(referrer_descriptor(attestation_raw))
     attestation_digest = sha256_digest(attestation_raw)
     manifests.append((attestation_digest, attestation_raw, OCI_MANIFEST))
 
@@ -657,7 +671,7 @@ def build_dhi_image(keys: TrustKeys, options: DhiOptions | None = None) -> DhiIm
     manifests.append(
         (
             platform_digest.replace(":", "-"),
-            canonical(oci_index([referrer_descriptor(attestation_raw)])),
+            canonical(oci_index(referrers_of_platform)),
             OCI_INDEX,
         )
     )

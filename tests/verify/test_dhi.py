@@ -136,6 +136,34 @@ def test_dsse_attestation_layer_verifies(
     assert result.attestation_digest == image.attestation_digest
 
 
+def test_invalid_first_attestation_valid_second_passes(
+    stub: StubServer, trust_keys: TrustKeys
+) -> None:
+    image = build_dhi_image(trust_keys, DhiOptions(decoy_attestation=True))
+    publish(stub, image)
+    result = verify(stub, image, make_pins(trust_keys, {}))
+    assert result.attestation_digest == image.attestation_digest
+
+
+def test_all_attestations_invalid_lists_each(
+    stub: StubServer, trust_keys: TrustKeys
+) -> None:
+    options = DhiOptions(
+        decoy_attestation=True, layers=[LayerOptions(signing_key=OTHER_KEY)]
+    )
+    image = build_dhi_image(trust_keys, options)
+    publish(stub, image)
+    with pytest.raises(VerificationError) as raised:
+        verify(stub, image, make_pins(trust_keys, {}))
+    message = raised.value.message
+    assert message.startswith(
+        f"verifying {stub.host}/postgres:18-debian13: attestation: none of the 2 "
+        "SLSA v1 attestations passed: "
+    )
+    assert "attestation: predicateType 'https://slsa.dev/provenance/v0.2'" in message
+    assert f"{image.attestation_digest}: signature: no valid DHI signature" in message
+
+
 def test_pinned_builder_id_matches(stub: StubServer, trust_keys: TrustKeys) -> None:
     image = build_dhi_image(trust_keys)
     publish(stub, image)
