@@ -1,8 +1,8 @@
 """Nox sessions: lint, unit tests and the suites against real services.
 
 Default sessions (`nox`) need nothing outside the virtualenv but a Compose
-binary; the others need real servers and are selected by tag, for example
-`nox -t integration` or `nox -t ci` for everything CI runs.
+binary. The others need real servers and are selected by tag, for example
+`nox -t integration`, or `nox -t ci` for everything CI runs.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import shutil
 
 import nox
 
+# uv must not download interpreters: the test machines reach no Python mirror.
+os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
 nox.options.default_venv_backend = "uv|venv"
 nox.options.sessions = ["lint", "unit", "verify", "compose_config"]
 nox.options.error_on_missing_interpreters = False
