@@ -228,6 +228,30 @@ def test_token_auth_with_docker_credentials(
     assert log[2][2] == f"Bearer {stub.state.token}"
 
 
+def test_identity_token_exchanged_by_post(
+    stub: StubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    digest, _raw = _push_manifest(RegistryClient(stub.host))
+    stub.state.token_auth = True
+    stub.state.identity_token = "refresh-token-from-docker-login"
+    config = {"auths": {stub.host: {"identitytoken": stub.state.identity_token}}}
+    (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    stub.state.log.clear()
+
+    assert RegistryClient(stub.host).resolve_tag(REPO, "v1") == digest
+
+    token_requests = [
+        entry for entry in stub.state.log if entry[1].startswith("/token")
+    ]
+    assert len(token_requests) == 1
+    method, path, _auth = token_requests[0]
+    assert method == "POST"
+    assert "grant_type=refresh_token" in path
+    assert "scope=repository%3Alibrary%2Fdemo%3Apull" in path
+    assert stub.state.log[-1][2] == f"Bearer {stub.state.token}"
+
+
 def test_token_reused_then_renewed(
     stub: StubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
