@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -441,3 +443,21 @@ def test_referrers_malformed_descriptor_rejected(stub: StubServer) -> None:
     stub.state.referrers_api = False
     with pytest.raises(VerificationError, match="is not sha256:<64 hex>"):
         client.referrers(REPO, subject)
+
+
+def test_import_loads_no_heavy_library() -> None:
+    code = (
+        "import sys\n"
+        "import synthorg_tasks.verify.dhi, synthorg_tasks.verify.registry\n"
+        "import synthorg_tasks.verify.rekor, synthorg_tasks.lifecycle.pins\n"
+        "heavy = ('requests', 'cryptography', 'docker', 'rfc8785', 'tomlkit')\n"
+        "print(','.join(m for m in heavy if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert result.stdout.strip() == ""
