@@ -12,9 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synthorg_tasks.errors import VerificationError
+from synthorg_tasks.errors import AIR_GAPPED_HINT, TransportError, VerificationError
 from synthorg_tasks.verify._crypto import load_p256_pem
 from synthorg_tasks.verify.rekor import (
+    RekorClient,
     leaf_hash,
     parse_bundle,
     root_from_inclusion_proof,
@@ -28,11 +29,13 @@ from tests.verify.factories import (
     MerkleTree,
     SigningKey,
     TrustKeys,
+    build_dhi_image,
     hashedrekord_body,
     make_checkpoint,
     make_pins,
     sign_set,
 )
+from tests.verify.stub_server import StubServer
 
 LOG_KEY = SigningKey.generate()
 
@@ -370,3 +373,57 @@ def test_cosign_bundle_without_client_fails(trust_keys: TrustKeys) -> None:
 def test_malformed_bundle_fails(text: str, reason: str) -> None:
     with pytest.raises(VerificationError, match=reason):
         parse_bundle(text)
+
+
+# -- the log API client ------------------------------------------------------
+
+
+def test_log_api_over_plain_http_rejected() -> None:
+    client = RekorClient("http://rekor.example.test")
+    with pytest.raises(
+        VerificationError, match=r"rejected http://rekor\.example\.test"
+    ):
+        client.entry_by_index(1)
+
+
+def test_log_api_server_error_is_transport_error(stub: StubServer) -> None:
+    stub.state.status["/api/v1/log/entries"] = 503
+    with pytest.raises(TransportError, match="HTTP 503") as raised:
+        RekorClient(stub.url).entry_by_index(1)
+    assert AIR_GAPPED_HINT in raised.value.hints
+
+
+def test_log_api_entry_parsed(stub: StubServer, trust_keys: TrustKeys) -> None:
+    image = build_dhi_image(trust_keys)
+    fixture = image.rekor_entries[0]
+    stub.state.rekor_entries[fixture.log_index] = fixture.document
+    entry = RekorClient(stub.url).entry_by_index(fixture.log_index)
+    logged = next(iter(fixture.document.values()))
+    assert entry.set_payload() == {
+        "body": logged["body"],
+        "integratedTime": logged["integratedTime"],
+        "logIndex": logged["logIndex"],
+        "logID": logged["logID"],
+    }
+    assert entry.inclusion_proof is not None
+    assert (
+        entry.inclusion_proof.tree_size
+        == logged["verification"]["inclusionProof"]["treeSize"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        ({}, "expected exactly one entry"),
+        ({"a": {}, "b": {}}, "expected exactly one entry"),
+        ({"a": {"body": "e30="}}, "verification is missing"),
+    ],
+    ids=["empty", "two-entries", "no-verification"],
+)
+def test_log_api_malformed_entry_rejected(
+    stub: StubServer, document: dict[str, object], reason: str
+) -> None:
+    stub.state.rekor_entries[5] = document
+    with pytest.raises(VerificationError, match=reason):
+        RekorClient(stub.url).entry_by_index(5)
