@@ -117,6 +117,18 @@ def test_second_platform_is_chosen(stub: StubServer, trust_keys: TrustKeys) -> N
     assert result.platform_digest == image.platform_digest
 
 
+def test_platform_variant_is_matched(stub: StubServer, trust_keys: TrustKeys) -> None:
+    options = DhiOptions(
+        platforms=("linux/arm/v6", "linux/arm/v7"), target_platform="linux/arm/v7"
+    )
+    image = build_dhi_image(trust_keys, options)
+    publish(stub, image)
+    result = verify(stub, image, make_pins(trust_keys, {}), platform="linux/arm/v7")
+    assert result.platform_digest == image.platform_digest
+    with pytest.raises(VerificationError, match="no linux/arm/v5 manifest"):
+        verify(stub, image, make_pins(trust_keys, {}), platform="linux/arm/v5")
+
+
 def test_invalid_first_layer_valid_second_passes(
     stub: StubServer, trust_keys: TrustKeys
 ) -> None:
