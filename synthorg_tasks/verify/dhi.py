@@ -563,18 +563,23 @@ def verify_dhi_image(
     if rekor_client is None:
         rekor_client = RekorClient(pins.rekor.url, timeout=registry.timeout)
 
+    # (0) The pinned key, before any request.
     with _step(ref, "key"):
         key = _step0_key(pins.dhi)
+    # (1) Login: fails early, with the docker login hint, when access is denied.
     with _step(ref, "login"):
         tag_digest = _step1_login(registry, pin)
+    # (2) The pinned index and the engine's platform manifest in it.
     with _step(ref, "index"):
         platform_descriptor = _step2_index(registry, pin, platform, tag_digest)
     platform_digest = platform_descriptor.digest
+    # (3) SLSA v1 attestation candidates of that manifest.
     with _step(ref, "attestation lookup"):
         candidates = _step3_attestation_candidates(
             registry, pin.repository, platform_digest
         )
 
+    # (4)-(7) per candidate; the first that passes gives the (8) result.
     failures: list[tuple[str, _CandidateFailed]] = []
     for candidate in candidates:
         try:
