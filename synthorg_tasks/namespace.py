@@ -18,4 +18,8 @@ def build_namespace(include_dev: bool = False) -> Collection:
     root = Collection()
     root.add_task(core.init)
     root.add_collection(db.build_collection())
+    if include_dev:
+        from synthorg_tasks.tasks.pins import pins_collection
+
+        root.add_collection(pins_collection)
     return root
