@@ -15,13 +15,14 @@ from pathlib import Path
 
 import nox
 
+# uv must not download interpreters: the test machines reach no Python mirror.
+os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
+
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
 from tests.integration import servers  # noqa: E402 (needs the checkout on sys.path)
 
-# uv must not download interpreters: the test machines reach no Python mirror.
-os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
 nox.options.default_venv_backend = "uv|venv"
 nox.options.sessions = ["lint", "unit", "verify", "compose_config"]
 nox.options.error_on_missing_interpreters = False
@@ -64,30 +65,11 @@ def compose_config(session: nox.Session) -> None:
     _pytest(session, "tests/compose", "-m", "compose")
 
 
-@nox.session(python=CI_PYTHON, tags=["ci"])
-def verify(session: nox.Session) -> None:
-    """Run the offline verification tests: keyless, DHI, Rekor and the cache."""
-    session.install(TEST_EXTRA)
-    _pytest(session, "tests/verify", "-m", "not registry")
-
-
 @nox.session(python=CI_PYTHON, tags=["bench"], default=False)
 def bench_init(session: nox.Session) -> None:
     """Print whole-process timings of synthorg --help and init against inv."""
     session.install(".")
     session.run("python", "benchmarks/bench_init.py", *session.posargs)
-
-
-def _install_project(session: nox.Session) -> dict[str, str]:
-    """Install the runtime and test dependencies; return the env to run the checkout.
-
-    The package itself runs uninstalled from the checkout (its resource
-    locator falls back to the top-level folders), so a session does not depend
-    on building the wheel.
-    """
-    project = nox.project.load_toml(str(ROOT / "pyproject.toml"))["project"]
-    session.install(*project["dependencies"], *project["optional-dependencies"]["test"])
-    return {"PYTHONPATH": str(ROOT)}
 
 
 def _marker_expression(db: str, bus: str) -> list[str]:
@@ -99,12 +81,15 @@ def _marker_expression(db: str, bus: str) -> list[str]:
     return ["-m", " and ".join(excluded)] if excluded else []
 
 
-@nox.session(tags=["integration", "postgres", "nats"], default=False)
+@nox.session(
+    python=CI_PYTHON, tags=["ci", "integration", "postgres", "nats"], default=False
+)
 @nox.parametrize("bus", ["internal", "nats"])
 @nox.parametrize("db", ["sqlite", "postgres"])
 def integration(session: nox.Session, db: str, bus: str) -> None:
     """Run tests/integration against real SQLite, PostgreSQL and NATS servers."""
-    env = _install_project(session)
+    session.install(TEST_EXTRA)
+    env: dict[str, str] = {}
     # The exit stack is the session's finally: every server started below is
     # stopped when pytest ends, also when it fails or is interrupted.
     with contextlib.ExitStack() as servers_running:
@@ -119,23 +104,17 @@ def integration(session: nox.Session, db: str, bus: str) -> None:
                 server = servers_running.enter_context(servers.nats_server(binary))
                 urls.append(f"{version}={server.url}")
             env[servers.NATS_URLS_ENV] = ",".join(urls)
-        session.run(
-            "pytest",
-            "tests/integration",
-            *_marker_expression(db, bus),
-            *session.posargs,
-            env=env,
-        )
+        _pytest(session, "tests/integration", *_marker_expression(db, bus), env=env)
 
 
-@nox.session(tags=["integration"], default=False)
+@nox.session(python=CI_PYTHON, tags=["bench"], default=False)
 def bench_integration(session: nox.Session) -> None:
     """Print median server start-up and migration times."""
-    env = _install_project(session)
-    session.run("python", "benchmarks/bench_integration.py", *session.posargs, env=env)
+    session.install(TEST_EXTRA)
+    session.run("python", "benchmarks/bench_integration.py", *session.posargs)
 
 
-@nox.session(python=CI_PYTHON, tags=["registry"], default=False)
+@nox.session(python=CI_PYTHON, tags=["ci", "registry"], default=False)
 def registry(session: nox.Session) -> None:
     """Run the registry client and DHI tests against a local docker-registry."""
     import sys
@@ -160,6 +139,13 @@ def registry(session: nox.Session) -> None:
         )
 
 
+@nox.session(python=CI_PYTHON, tags=["ci"])
+def verify(session: nox.Session) -> None:
+    """Run the offline verification tests: keyless, DHI, Rekor and the cache."""
+    session.install(TEST_EXTRA)
+    _pytest(session, "tests/verify", "-m", "not registry")
+
+
 @nox.session(python=CI_PYTHON, tags=["bench"], default=False)
 def bench_verify(session: nox.Session) -> None:
     """Time a cached and a full verification against a local docker-registry."""
@@ -167,14 +153,12 @@ def bench_verify(session: nox.Session) -> None:
     session.run("python", "benchmarks/bench_verify.py", *session.posargs)
 
 
-@nox.session(python=CI_PYTHON, tags=["ci", "slow"], default=False)
+@nox.session(python=CI_PYTHON, tags=["slow"], default=False)
 def config_processes(session: nox.Session) -> None:
     """Run real `synthorg` processes: 20 concurrent config writers, 60 SIGKILLs."""
-    env = _install_project(session)
-    session.run(
-        "pytest",
+    session.install(TEST_EXTRA)
+    _pytest(
+        session,
         "tests/integration/test_config_concurrency.py",
         "tests/integration/test_kill_safety.py",
-        *session.posargs,
-        env=env,
     )

@@ -14,7 +14,7 @@ def build_namespace(include_dev: bool = False) -> Collection:
     ``config/pins.toml`` and is therefore absent from the installed program.
     """
     from synthorg_tasks.tasks import config as config_tasks
-    from synthorg_tasks.tasks import core, stack, teardown
+    from synthorg_tasks.tasks import core, db, stack, teardown
     from synthorg_tasks.tasks import update as update_tasks
     from synthorg_tasks.tasks import verify as verify_tasks
 
@@ -40,6 +40,7 @@ def build_namespace(include_dev: bool = False) -> Collection:
     ):
         config.add_task(task)
     root.add_collection(config)
+    root.add_collection(db.build_collection())
     if include_dev:
         from synthorg_tasks.tasks.pins import pins_collection
 
