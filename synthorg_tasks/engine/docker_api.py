@@ -305,6 +305,32 @@ class DockerApi:
         )
         return _drop_environment(dict(document))
 
+    def bound_ports(self, project: str) -> list[PublishedPort]:
+        """Return the host ports bound by the project's containers, in any state.
+
+        Read from ``HostConfig.PortBindings`` (one inspect per container), so a
+        restarting container whose proxy is down for a moment still counts.
+        """
+        found: list[PublishedPort] = []
+        for info in self.list_containers(project, inspect=False):
+            found.extend(info.ports)
+            host_config = self.host_config(info.id)
+            for key, bindings in (host_config.get("PortBindings") or {}).items():
+                container_port, _, protocol = str(key).partition("/")
+                for binding in bindings or ():
+                    host_port = str(binding.get("HostPort") or "")
+                    if not host_port.isdigit():
+                        continue
+                    found.append(
+                        PublishedPort(
+                            host_ip=str(binding.get("HostIp") or ""),
+                            host_port=int(host_port),
+                            container_port=int(container_port or 0),
+                            protocol=protocol or "tcp",
+                        )
+                    )
+        return found
+
     def host_config(self, container_id: str) -> dict[str, Any]:
         """Return the ``HostConfig`` of one container."""
         return dict(self.inspect_container(container_id).get("HostConfig") or {})

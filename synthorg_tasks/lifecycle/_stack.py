@@ -19,9 +19,11 @@ from synthorg_tasks.state.secrets import mask
 
 __all__ = [
     "CRASH_LOOP_RESTARTS",
+    "Baseline",
     "EngineSession",
     "check_crash_loop",
     "container_diagnostics",
+    "crash_baseline",
     "open_engine",
     "port_needs",
     "require_compose_file",
@@ -95,19 +97,40 @@ def port_needs(config: Config) -> list[PortNeed]:
     ]
 
 
-def check_crash_loop(containers: list[ContainerInfo]) -> None:
-    """Raise :class:`Unhealthy` for a crash-looping service or a failed data-init."""
+Baseline = dict[str, tuple[int, str | None]]
+
+
+def crash_baseline(containers: list[ContainerInfo]) -> Baseline:
+    """Record restart counts and finish times before ``compose up`` runs."""
+    return {c.id: (c.restart_count or 0, c.finished_at) for c in containers}
+
+
+def check_crash_loop(
+    containers: list[ContainerInfo], baseline: Baseline | None = None
+) -> None:
+    """Raise :class:`Unhealthy` for a crash-looping service or a failed data-init.
+
+    With a ``baseline``, only what happened since it was taken counts: the
+    restarts a container gained, and a data-init run that finished since.
+    So a container left crash-looping by an earlier start does not abort a
+    start that is about to replace it.
+    """
+    before = baseline or {}
     for container in containers:
+        restarts_before, finished_before = before.get(container.id, (0, None))
         if container.service == "data-init":
-            failed = container.state in {"exited", "dead"} and container.exit_code
-            if failed:
+            new_run = container.id not in before or (
+                container.finished_at != finished_before
+            )
+            exited = container.state in {"exited", "dead"}
+            if new_run and exited and container.exit_code:
                 raise Unhealthy(
                     f"data-init exited with code {container.exit_code}; volume "
                     "ownership could not be set, aborting",
                     hints=["synthorg logs data-init"],
                 )
             continue
-        restarts = container.restart_count or 0
+        restarts = (container.restart_count or 0) - restarts_before
         if restarts >= CRASH_LOOP_RESTARTS and container.health != "healthy":
             raise Unhealthy(
                 f"{container.service} keeps restarting (crash loop); aborting",

@@ -289,13 +289,7 @@ def _check_ports(ctx: _Context, result: CheckResult) -> None:
         result.status = "skipped"
         return
     session = ctx.session()
-    own = []
-    if session is not None:
-        own = [
-            p
-            for c in session.api.list_containers(config.project_name, inspect=False)
-            for p in c.ports
-        ]
+    own = [] if session is None else session.api.bound_ports(config.project_name)
     try:
         preflight_ports(config.bind_address, port_needs(config), own)
     except SynthorgError as exc:

@@ -46,9 +46,11 @@ from synthorg_tasks.health.readiness import (
     wait_for_ready,
 )
 from synthorg_tasks.lifecycle._stack import (
+    Baseline,
     EngineSession,
     check_crash_loop,
     container_diagnostics,
+    crash_baseline,
     open_engine,
     port_needs,
     require_compose_file,
@@ -294,7 +296,10 @@ def _up_arguments(session: EngineSession, detach: bool) -> list[str]:
     return arguments
 
 
-def _up_detached(session: EngineSession, config: Config, out: Output) -> None:
+def _up_detached(session: EngineSession, config: Config, out: Output) -> Baseline:
+    baseline = crash_baseline(
+        session.api.list_containers(config.project_name, inspect_all=True)
+    )
     process = session.compose.popen(
         config.project_name, config.data_dir, "up", _up_arguments(session, True)
     )
@@ -307,7 +312,7 @@ def _up_detached(session: EngineSession, config: Config, out: Output) -> None:
             containers = session.api.list_containers(
                 config.project_name, inspect_all=True
             )
-            check_crash_loop(containers)
+            check_crash_loop(containers, baseline)
             if time.monotonic() >= next_note:
                 elapsed = time.monotonic() - started
                 note = "backend starting; a first run applies every migration"
@@ -321,10 +326,14 @@ def _up_detached(session: EngineSession, config: Config, out: Output) -> None:
     output = process.stdout.read() if process.stdout is not None else ""
     result = ComposeResult(process.returncode, output)
     if result.returncode == 0:
-        return
+        return baseline
     failure = session.compose.failure("up", result)
     if any(marker in output for marker in _DEPENDENCY_FAILURES):
         _print_diagnostics(session, config, out)
+        check_crash_loop(
+            session.api.list_containers(config.project_name, inspect_all=True),
+            baseline,
+        )
         raise Unhealthy(failure.message, hints=["run 'synthorg doctor'"])
     raise failure
 
@@ -360,6 +369,7 @@ def _wait_ready(
     budget: float,
     out: Output,
     environ: Mapping[str, str],
+    baseline: Baseline | None,
 ) -> ReadinessResult:
     host = probe_host(config.bind_address)
     prefix = api_prefix(environ)
@@ -367,7 +377,8 @@ def _wait_ready(
 
     def abort_check() -> None:
         check_crash_loop(
-            session.api.list_containers(config.project_name, inspect_all=True)
+            session.api.list_containers(config.project_name, inspect_all=True),
+            baseline,
         )
 
     def on_poll(result: ReadinessResult, elapsed: float) -> None:
@@ -425,12 +436,12 @@ def run_start(
     # Step 2: engine and Compose before any write, then the lock.
     session = open_engine(config.tunable_seconds("status_docker_timeout", env), out)
     try:
-        verification = _locked_steps(
+        verification, baseline = _locked_steps(
             request, session, config, pins, files, mode, warning, out
         )
         ready = False
         if not request.no_detach and not request.no_wait:
-            ready = _wait_ready(session, config, budget, out, env).ready
+            ready = _wait_ready(session, config, budget, out, env, baseline).ready
     finally:
         session.close()
     return StartResult(ready, _urls(config), images, verification)
@@ -445,7 +456,7 @@ def _locked_steps(
     mode: str,
     warning: str | None,
     out: Output,
-) -> dict[str, str]:
+) -> tuple[dict[str, str], Baseline | None]:
     from synthorg_tasks.lifecycle.init import bind_address_warning
 
     images = files.params.images.by_service()
@@ -469,19 +480,14 @@ def _locked_steps(
             _pull(session, config, list(images), out)
 
         # Step 4: host ports, skipping the ones this project already publishes.
-        own = [
-            port
-            for container in session.api.list_containers(
-                config.project_name, inspect=False
-            )
-            for port in container.ports
-        ]
+        own = session.api.bound_ports(config.project_name)
         preflight_ports(config.bind_address, port_needs(config), own)
 
         # Step 5: compose up.
         out.info(f"starting project {config.project_name}")
+        baseline: Baseline | None = None
         if request.no_detach:
             _up_attached(session, config)
         else:
-            _up_detached(session, config, out)
-    return verification
+            baseline = _up_detached(session, config, out)
+    return verification, baseline

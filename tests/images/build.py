@@ -281,6 +281,8 @@ def _busybox_image(
     hasher = _Hasher(name)
     hasher.tree(recipe, ("",))
     hasher.file(BUSYBOX)
+    for applet in applets:
+        hasher.text(applet)
     content_hash = hasher.hexdigest()
     if _existing_hash(reference, environ) == content_hash:
         return
@@ -416,7 +418,7 @@ def build_all(environ: Mapping[str, str] | None = None) -> StandInImages:
     images = _references()
     started = time.monotonic()
     _busybox_image(
-        "data-init", images.data_init, ("sh", "mkdir", "chown", "chmod"), env
+        "data-init", images.data_init, ("sh", "mkdir", "chown", "chmod", "stat"), env
     )
     _busybox_image("web", images.web, ("sh", "httpd", "wget"), env)
     _docker(["tag", images.web, images.web_crash], env)
