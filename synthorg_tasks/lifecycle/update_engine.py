@@ -16,7 +16,7 @@ from synthorg_tasks.output import Output
 from synthorg_tasks.state.config import Config
 
 if TYPE_CHECKING:
-    from synthorg_tasks.lifecycle._stack import EngineSession
+    from synthorg_tasks.lifecycle._stack import Baseline, EngineSession
 
 __all__ = ["ComposeStackEngine", "StackEngine", "wait_ready"]
 
@@ -84,6 +84,9 @@ class ComposeStackEngine:
         self.session = session
         self.environ = dict(environ)
         self.out = out
+        # Restart counts seen when ``up`` began, so that only restarts after
+        # it count as a crash loop during the readiness wait.
+        self.baseline: Baseline | None = None
 
     @classmethod
     def detect(
@@ -137,7 +140,7 @@ class ComposeStackEngine:
         # The same monitored ``up -d`` as start, so a crash loop aborts here too.
         from synthorg_tasks.lifecycle.start import _up_detached
 
-        _up_detached(self.session, config, self.out)
+        self.baseline = _up_detached(self.session, config, self.out)
 
     def wait_ready(self, config: Config, budget_seconds: float) -> None:
         """Wait until the backend is ready; raise :class:`Unhealthy` on timeout.
@@ -147,4 +150,6 @@ class ComposeStackEngine:
         """
         from synthorg_tasks.lifecycle.start import _wait_ready
 
-        _wait_ready(self.session, config, budget_seconds, self.out, self.environ)
+        _wait_ready(
+            self.session, config, budget_seconds, self.out, self.environ, self.baseline
+        )
