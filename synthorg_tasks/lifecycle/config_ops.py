@@ -476,6 +476,8 @@ def run_set(
     require_initialized(data_dir)
     pins = pins or load_pins()
     with LifecycleLock(data_dir, timeout=lock_timeout_for(data_dir, environ)) as lock:
+        # NOTE: the strict load coerces an unknown bus_backend, channel or
+        # log_level to its default, and this save then stores that default.
         old = load_strict(data_dir)
         _check_conditions(old, list(values))
         new = _with_values(old, values)
