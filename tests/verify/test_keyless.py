@@ -292,3 +292,13 @@ def test_pinned_san_pattern_matches_factory_default(pins: Pins) -> None:
     import re
 
     assert re.fullmatch(pins.synthorg.identity.san_pattern, PINNED_SAN)
+
+
+def test_tuf_refresh_failure_is_transport_error() -> None:
+    def failing_refresh() -> TrustedRoot:
+        raise TransportError("refreshing failed: connection refused")
+
+    with pytest.raises(TransportError, match="connection refused"):
+        keyless.load_trusted_root(
+            None, tuf_fetch_timeout=5.0, fetch_public_good=failing_refresh
+        )
