@@ -1,19 +1,28 @@
 """Nox sessions: lint, unit tests and the suites against real services.
 
 Default sessions (`nox`) need nothing outside the virtualenv but a Compose
-binary; the others need real servers and are selected by tag, for example
-`nox -t integration` or `nox -t ci` for everything CI runs.
+binary. The others need real servers and are selected by tag, for example
+`nox -t integration`, or `nox -t ci` for everything CI runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sys
+from pathlib import Path
 
 import nox
 
 # uv must not download interpreters: the test machines reach no Python mirror.
 os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+from tests.integration import servers  # noqa: E402 (needs the checkout on sys.path)
+
 nox.options.default_venv_backend = "uv|venv"
 nox.options.sessions = ["lint", "unit", "verify", "compose_config"]
 nox.options.error_on_missing_interpreters = False
@@ -100,3 +109,45 @@ def bench_verify(session: nox.Session) -> None:
     """Time a cached and a full verification against a local docker-registry."""
     session.install(TEST_EXTRA)
     session.run("python", "benchmarks/bench_verify.py", *session.posargs)
+
+
+def _marker_expression(db: str, bus: str) -> list[str]:
+    excluded = []
+    if db != "postgres":
+        excluded.append("not postgres")
+    if bus != "nats":
+        excluded.append("not nats")
+    return ["-m", " and ".join(excluded)] if excluded else []
+
+
+@nox.session(
+    python=CI_PYTHON, tags=["ci", "integration", "postgres", "nats"], default=False
+)
+@nox.parametrize("bus", ["internal", "nats"])
+@nox.parametrize("db", ["sqlite", "postgres"])
+def integration(session: nox.Session, db: str, bus: str) -> None:
+    """Run tests/integration against real SQLite, PostgreSQL and NATS servers."""
+    session.install(TEST_EXTRA)
+    env: dict[str, str] = {}
+    # The exit stack is the session's finally: every server started below is
+    # stopped when pytest ends, also when it fails or is interrupted.
+    with contextlib.ExitStack() as servers_running:
+        if db == "postgres":
+            cluster = servers.init_cluster()
+            servers_running.callback(cluster.remove)
+            cluster.start()
+            env[servers.ADMIN_DSN_ENV] = cluster.admin_url()
+        if bus == "nats":
+            urls = []
+            for version, binary in sorted(servers.nats_binaries().items()):
+                server = servers_running.enter_context(servers.nats_server(binary))
+                urls.append(f"{version}={server.url}")
+            env[servers.NATS_URLS_ENV] = ",".join(urls)
+        _pytest(session, "tests/integration", *_marker_expression(db, bus), env=env)
+
+
+@nox.session(python=CI_PYTHON, tags=["bench"], default=False)
+def bench_integration(session: nox.Session) -> None:
+    """Print median server start-up and migration times."""
+    session.install(TEST_EXTRA)
+    session.run("python", "benchmarks/bench_integration.py", *session.posargs)

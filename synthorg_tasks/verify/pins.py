@@ -1,9 +1,9 @@
 """Load and validate ``pins.toml``: the image tags, digests and trust anchors.
 
 The pins decide which images are trusted, so the loader checks every entry
-before any command renders or verifies: grammars, the DHI key against its
-fingerprint, every Rekor key against its log id, HTTPS URLs and the shape of
-the Sigstore SAN pattern.
+before any command renders or verifies. It checks the grammars, the DHI key
+against its fingerprint, every Rekor key against its log id, HTTPS URLs and
+the shape of the Sigstore SAN pattern.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class SigstoreIdentity:
 
 @dataclass(frozen=True)
 class SynthorgPins:
-    """Where the SynthOrg images live and which release is the default."""
+    """The SynthOrg image registry, repository prefix, default release and identity."""
 
     registry: str
     repository_prefix: str

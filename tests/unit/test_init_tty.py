@@ -1,4 +1,4 @@
-"""init on a terminal: it asks for missing choices and confirms the write."""
+"""init on a terminal: prompts for missing choices and the write confirmation."""
 
 from __future__ import annotations
 
