@@ -79,7 +79,7 @@ def bench_init(session: nox.Session) -> None:
     session.run("python", "benchmarks/bench_init.py", *session.posargs)
 
 
-@nox.session(python=CI_PYTHON, tags=["registry"], default=False)
+@nox.session(python=CI_PYTHON, tags=["ci", "registry"], default=False)
 def registry(session: nox.Session) -> None:
     """Run the registry client and DHI tests against a local docker-registry."""
     import sys

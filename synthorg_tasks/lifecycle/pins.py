@@ -15,11 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from synthorg_tasks.errors import ConfigError, UsageError
+from synthorg_tasks.grammars import DIGEST_RE, IMAGE_REF_RE, TAG_RE
 from synthorg_tasks.state.atomic import atomic_write
 from synthorg_tasks.verify.pins import (
-    DIGEST_RE,
-    IMAGE_REF_RE,
-    TAG_RE,
     Pins,
     load_pins,
     parse_pins,

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["load_p256_pem", "spki_der", "verify_ecdsa_sha256"]
 
 
-def load_p256_pem(pem: bytes, what: str) -> EllipticCurvePublicKey:
+def load_p256_pem(pem: bytes, label: str) -> EllipticCurvePublicKey:
     """Parse a PEM public key and require ECDSA on the P-256 curve."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -25,11 +25,11 @@ def load_p256_pem(pem: bytes, what: str) -> EllipticCurvePublicKey:
     try:
         key = serialization.load_pem_public_key(pem)
     except (ValueError, TypeError) as exc:
-        raise VerificationError(f"{what} is not a PEM public key: {exc}") from exc
+        raise VerificationError(f"{label} is not a PEM public key: {exc}") from exc
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(
         key.curve, ec.SECP256R1
     ):
-        raise VerificationError(f"{what} is not an ECDSA P-256 key")
+        raise VerificationError(f"{label} is not an ECDSA P-256 key")
     return key
 
 
@@ -43,7 +43,7 @@ def spki_der(key: EllipticCurvePublicKey) -> bytes:
 
 
 def verify_ecdsa_sha256(
-    key: EllipticCurvePublicKey, signature: bytes, data: bytes, what: str
+    key: EllipticCurvePublicKey, signature: bytes, data: bytes, label: str
 ) -> None:
     """Verify a DER ECDSA signature over SHA-256 of ``data``, or raise."""
     from cryptography.exceptions import InvalidSignature
@@ -53,4 +53,4 @@ def verify_ecdsa_sha256(
     try:
         key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
     except InvalidSignature as exc:
-        raise VerificationError(f"{what} does not verify") from exc
+        raise VerificationError(f"{label} does not verify") from exc

@@ -7,7 +7,7 @@ below run in this order, each in its own function, and each raises
 caller can never mistake a failed check for a pass:
 
 (0) key: the pinned DHI key is ECDSA P-256 and matches its pinned fingerprint.
-(1) login: ``HEAD`` of ``<registry>/<repository>:<tag>``, which also tells
+(1) login: ``HEAD`` of ``<registry>/<repository>:<tag>``, which also shows
     whether the registry accepts the host's credentials.
 (2) index: the index fetched by its pinned digest (hash-checked) and the
     manifest of the engine's platform chosen from it.
@@ -120,7 +120,7 @@ class _CandidateFailed(Exception):
 
 @dataclass(frozen=True)
 class _Signer:
-    """What steps 6 and 7 check each signature layer against."""
+    """The key, digest and log settings that steps 6 and 7 check a layer against."""
 
     registry: RegistryClient
     repository: str
@@ -405,6 +405,7 @@ def _step6_signature_layer(signer: _Signer, layer: Descriptor) -> tuple[bytes, b
         raise VerificationError(
             f"annotation {SIGNATURE_ANNOTATION} is not base64"
         ) from exc
+
     payload = signer.registry.get_blob(
         signer.repository, layer.digest, max_bytes=MAX_SIGNATURE_PAYLOAD_BYTES
     )
@@ -422,6 +423,7 @@ def _step6_signature_layer(signer: _Signer, layer: Descriptor) -> tuple[bytes, b
             "the simple-signing payload lacks critical.type or "
             "critical.image.docker-manifest-digest"
         ) from exc
+
     if signed_type != COSIGN_SIGNATURE_TYPE:
         raise VerificationError(
             f"critical.type {signed_type!r} is not {COSIGN_SIGNATURE_TYPE!r}"
@@ -485,6 +487,54 @@ def _verify_signature_layers(
     raise _CandidateFailed("signature", "no valid DHI signature: " + "; ".join(reasons))
 
 
+def _verify_candidate(
+    registry: RegistryClient,
+    pin: DhiImagePin,
+    candidate: Descriptor,
+    platform_digest: str,
+    key: EllipticCurvePublicKey,
+    pins: Pins,
+    rekor_client: RekorClient | None,
+    now: datetime,
+) -> tuple[str, str, int]:
+    """Run steps 4 to 7 on one attestation candidate.
+
+    Returns the attestation digest, the signature manifest digest and the
+    Rekor log index, or raises :class:`_CandidateFailed`.
+    """
+    with _candidate("attestation"):
+        attestation = _step4_attestation(
+            registry, pin.repository, candidate, platform_digest, pins.dhi.builder_ids
+        )
+    with _candidate("signature lookup"):
+        manifests = _step5_signature_manifests(
+            registry, pin.repository, attestation.digest
+        )
+    signer = _Signer(
+        registry=registry,
+        repository=pin.repository,
+        key=key,
+        attestation_digest=attestation.digest,
+        pins=pins,
+        rekor_client=rekor_client,
+        now=now,
+    )
+    signature_digest, log_index = _verify_signature_layers(signer, manifests)
+    return attestation.digest, signature_digest, log_index
+
+
+def _no_candidate_passed(
+    ref: str, failures: list[tuple[str, _CandidateFailed]]
+) -> VerificationError:
+    if len(failures) == 1:
+        return VerificationError(f"verifying {ref}: {failures[0][1]}")
+    joined = "; ".join(f"{digest}: {failure}" for digest, failure in failures)
+    return VerificationError(
+        f"verifying {ref}: attestation: none of the {len(failures)} SLSA v1 "
+        f"attestations passed: {joined}"
+    )
+
+
 # (8) result and the public entry point -------------------------------------------
 
 
@@ -513,48 +563,32 @@ def verify_dhi_image(
     if rekor_client is None:
         rekor_client = RekorClient(pins.rekor.url, timeout=registry.timeout)
 
+    # (0) The pinned key, before any request.
     with _step(ref, "key"):
         key = _step0_key(pins.dhi)
+    # (1) Login: fails early, with the docker login hint, when access is denied.
     with _step(ref, "login"):
         tag_digest = _step1_login(registry, pin)
+    # (2) The pinned index and the engine's platform manifest in it.
     with _step(ref, "index"):
         platform_descriptor = _step2_index(registry, pin, platform, tag_digest)
     platform_digest = platform_descriptor.digest
+    # (3) SLSA v1 attestation candidates of that manifest.
     with _step(ref, "attestation lookup"):
         candidates = _step3_attestation_candidates(
             registry, pin.repository, platform_digest
         )
 
-    reasons: list[str] = []
+    # (4)-(7) per candidate; the first that passes gives the (8) result.
+    failures: list[tuple[str, _CandidateFailed]] = []
     for candidate in candidates:
         try:
-            with _candidate("attestation"):
-                attestation = _step4_attestation(
-                    registry,
-                    pin.repository,
-                    candidate,
-                    platform_digest,
-                    pins.dhi.builder_ids,
-                )
-            with _candidate("signature lookup"):
-                manifests = _step5_signature_manifests(
-                    registry, pin.repository, attestation.digest
-                )
-            signer = _Signer(
-                registry=registry,
-                repository=pin.repository,
-                key=key,
-                attestation_digest=attestation.digest,
-                pins=pins,
-                rekor_client=rekor_client,
-                now=now,
+            attestation_digest, signature_digest, log_index = _verify_candidate(
+                registry, pin, candidate, platform_digest, key, pins, rekor_client, now
             )
-            signature_digest, log_index = _verify_signature_layers(signer, manifests)
         except _CandidateFailed as exc:
             _logger.debug("attestation %s failed: %s", candidate.digest, exc)
-            reasons.append(
-                f"{candidate.digest}: {exc}" if len(candidates) > 1 else str(exc)
-            )
+            failures.append((candidate.digest, exc))
             continue
         except TransportError as exc:
             raise _prefixed(exc, f"verifying {ref}: ") from exc
@@ -565,8 +599,8 @@ def verify_dhi_image(
             index_digest=pin.index_digest,
             platform=platform,
             platform_digest=platform_digest,
-            attestation_digest=attestation.digest,
+            attestation_digest=attestation_digest,
             signature_digest=signature_digest,
             rekor_log_index=log_index,
         )
-    raise VerificationError(f"verifying {ref}: " + "; ".join(reasons))
+    raise _no_candidate_passed(ref, failures)

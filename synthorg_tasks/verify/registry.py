@@ -559,21 +559,41 @@ class RegistryClient:
         )
 
     def _fetch_token(self, challenge: dict[str, str], scope: str, where: str) -> str:
+        """Fetch a Bearer token from the challenge's realm.
+
+        A username and password go out as Basic auth on a GET. An identity
+        token, which ``docker login`` stores for some registries, is exchanged
+        with an OAuth2 refresh-token POST instead.
+        """
         realm = challenge["realm"]
         _check_url_scheme(realm, f"{where}: token realm")
         query = {"scope": challenge.get("scope", scope)}
         if "service" in challenge:
             query["service"] = challenge["service"]
-        url = f"{realm}{'&' if '?' in realm else '?'}{urlencode(query)}"
         credentials = _docker_credentials(self.host)
-        response = self._send("GET", url, {}, where=where, auth=credentials)
+        if isinstance(credentials, str):
+            form = {
+                **query,
+                "grant_type": "refresh_token",
+                "refresh_token": credentials,
+                "client_id": "synthorg-tasks",
+            }
+            response = self._send(
+                "POST",
+                realm,
+                {"Content-Type": "application/x-www-form-urlencoded"},
+                urlencode(form).encode(),
+                where=where,
+            )
+        else:
+            url = f"{realm}{'&' if '?' in realm else '?'}{urlencode(query)}"
+            response = self._send("GET", url, {}, where=where, auth=credentials)
         with response:
             if response.status_code in (401, 403):
                 who = "the Docker credentials" if credentials else "anonymous access"
                 raise RegistryAuthError(
                     f"{where}: the token service at {urlsplit(realm).netloc} "
-                    f"refused {who} "
-                    f"(HTTP {response.status_code})",
+                    f"refused {who} (HTTP {response.status_code})",
                     status=response.status_code,
                 )
             self._raise_for_status(response, f"{where}: token request")
@@ -735,11 +755,11 @@ def _error_detail(response: requests.Response) -> str:
         return ""
 
 
-def _docker_credentials(host: str) -> tuple[str, str] | None:
-    """Return the username and password Docker stores for ``host``, if any.
+def _docker_credentials(host: str) -> tuple[str, str] | str | None:
+    """Return Docker's username and password, or identity token, for ``host``.
 
-    NOTE: an identity (refresh) token from a credential store is not used;
-    the token request then goes out anonymously.
+    Credential stores and helpers are read through docker-py. Returns None when
+    Docker has nothing for the host.
     """
     import docker.auth
     import docker.errors
@@ -753,6 +773,10 @@ def _docker_credentials(host: str) -> tuple[str, str] | None:
         ) from exc
     if not entry:
         return None
+    identity_token = entry.get("IdentityToken")
+    if isinstance(identity_token, str) and identity_token:
+        register_secret(identity_token)
+        return identity_token
     username = entry.get("username") or entry.get("Username")
     password = entry.get("password") or entry.get("Password")
     if not username or not password:

@@ -6,9 +6,10 @@ closed at each step:
 
 (1) the log key, chosen by the entry's log id among the pinned Rekor keys (an
     unknown log id fails);
-(2) the signed entry timestamp (SET): ECDSA P-256 with SHA-256 over the
-    RFC 8785 canonical JSON of ``body``, ``integratedTime``, ``logIndex`` and
-    ``logID``, with ``integratedTime`` inside the key's validity;
+(2) the signed entry timestamp (SET), an ECDSA P-256 signature with SHA-256
+    over the RFC 8785 canonical JSON of ``body``, ``integratedTime``,
+    ``logIndex`` and ``logID``, and ``integratedTime`` inside the key's
+    validity;
 (3) the logged ``hashedrekord`` body: kind, API version, the payload's
     SHA-256, the signature bytes and the signer's public key;
 (4) the inclusion proof, embedded in a Sigstore bundle or fetched from the log
@@ -219,33 +220,33 @@ def verify_checkpoint(
 # -- parsing -----------------------------------------------------------------
 
 
-def _decode_base64(text: Any, what: str) -> bytes:
+def _decode_base64(text: Any, label: str) -> bytes:
     if not isinstance(text, str):
-        raise VerificationError(f"{what} is missing or not a string")
+        raise VerificationError(f"{label} is missing or not a string")
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise VerificationError(f"{what} is not valid base64") from exc
+        raise VerificationError(f"{label} is not valid base64") from exc
 
 
-def _integer(value: Any, what: str) -> int:
+def _integer(value: Any, label: str) -> int:
     """Accept a JSON integer, or a decimal string as Sigstore bundles use."""
     if isinstance(value, str) and value.isdigit():
         return int(value)
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
-    raise VerificationError(f"{what} is missing or not a non-negative integer")
+    raise VerificationError(f"{label} is missing or not a non-negative integer")
 
 
-def _object(value: Any, what: str) -> dict[str, Any]:
+def _object(value: Any, label: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise VerificationError(f"{what} is missing or not a JSON object")
+        raise VerificationError(f"{label} is missing or not a JSON object")
     return value
 
 
-def _log_id(value: Any, what: str) -> str:
+def _log_id(value: Any, label: str) -> str:
     if not isinstance(value, str) or not _HEX64_RE.fullmatch(value):
-        raise VerificationError(f"{what} is not a 64-digit lowercase hex log id")
+        raise VerificationError(f"{label} is not a 64-digit lowercase hex log id")
     return value
 
 
@@ -456,6 +457,7 @@ def _check_body(
     except ValueError as exc:
         raise VerificationError("Rekor body: not valid JSON") from exc
     document = _object(document, "Rekor body")
+
     if document.get("kind") != "hashedrekord":
         raise VerificationError(
             f"Rekor body: kind {document.get('kind')!r} is not 'hashedrekord'"
@@ -464,6 +466,7 @@ def _check_body(
         raise VerificationError(
             f"Rekor body: apiVersion {document.get('apiVersion')!r} is not '0.0.1'"
         )
+
     spec = _object(document.get("spec"), "Rekor body: spec")
     data_hash = _object(
         _object(spec.get("data"), "Rekor body: spec.data").get("hash"),
@@ -477,6 +480,7 @@ def _check_body(
             f"Rekor body: logged data hash {data_hash.get('value')!r} is not the "
             f"payload's SHA-256 {expected_hash}"
         )
+
     logged_signature = _object(spec.get("signature"), "Rekor body: spec.signature")
     content = _decode_base64(
         logged_signature.get("content"), "Rekor body: signature content"
@@ -485,6 +489,7 @@ def _check_body(
         raise VerificationError(
             "Rekor body: logged signature differs from the image signature"
         )
+
     public_key = _object(
         logged_signature.get("publicKey"), "Rekor body: signature publicKey"
     )

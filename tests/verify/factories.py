@@ -1,12 +1,13 @@
 """Fixture factories for the DHI and Rekor tests.
 
-Every run generates fresh keys, so nothing here is a recorded artifact: a
-DHI-style signing key, a Rekor log key and its log id, simple-signing
-payloads, hashedrekord bodies, Merkle trees with inclusion proofs, signed
-checkpoints, SETs over RFC 8785 canonical JSON, in-toto statements with SLSA
-v1 predicates, and the OCI manifests, indexes and referrers indexes that
-carry them. :func:`build_dhi_image` assembles one image; its options are the
-knobs that the tampering tests turn.
+Every run generates fresh keys, so nothing here is a recorded artifact. The
+factories make a DHI-style signing key, a Rekor log key and its log id,
+simple-signing payloads, hashedrekord bodies, Merkle trees with inclusion
+proofs and signed checkpoints. They also make SETs over RFC 8785 canonical
+JSON, in-toto statements with SLSA v1 predicates, and the OCI manifests,
+indexes and referrers indexes that carry them. :func:`build_dhi_image`
+assembles one image, and its options are the knobs that the tampering tests
+turn.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from synthorg_tasks.verify.registry import OCI_INDEX, OCI_MANIFEST, RegistryClie
 EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
 EMPTY_CONFIG = b"{}"
 IN_TOTO_MEDIA_TYPE = "application/vnd.in-toto+json"
+DSSE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
 STATEMENT_V1 = "https://in-toto.io/Statement/v1"
 LOG_KEY_VALID_FROM = datetime(2021, 1, 12, 11, 53, 27, tzinfo=timezone.utc)
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -214,14 +216,20 @@ def make_checkpoint(
 # -- cosign and Rekor payloads -----------------------------------------------
 
 
-def simple_signing_payload(signed_digest: str, reference: str) -> bytes:
+def simple_signing_payload(
+    signed_digest: str,
+    reference: str,
+    *,
+    signature_type: str = "cosign container image signature",
+    padding: int = 0,
+) -> bytes:
     document = {
         "critical": {
             "identity": {"docker-reference": reference},
             "image": {"docker-manifest-digest": signed_digest},
-            "type": "cosign container image signature",
+            "type": signature_type,
         },
-        "optional": None,
+        "optional": {"padding": "x" * padding} if padding else None,
     }
     return json.dumps(document, separators=(",", ":")).encode()
 
@@ -323,6 +331,9 @@ class LayerOptions:
     # Which digest the payload names: "attestation", "index" or "platform".
     signs: str = "attestation"
     signed_digest: str | None = None
+    signature_type: str = "cosign container image signature"
+    payload_padding: int = 0
+    media_type: str = SIMPLE_SIGNING_MEDIA_TYPE
     payload_mutator: Callable[[bytes], bytes] | None = None
     include_bundle: bool = True
     embed_proof: bool = False
@@ -337,6 +348,8 @@ class LayerOptions:
     checkpoint_root: bytes | None = None
     checkpoint_size: int | None = None
     api_body: bytes | None = None
+    # Fields of the log API's entry that differ from the SET payload.
+    api_overrides: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -349,6 +362,11 @@ class DhiOptions:
     target_platform: str = "linux/amd64"
     statement: Callable[[str], dict[str, Any]] = slsa_statement
     predicate_annotation: str = SLSA_PROVENANCE_V1
+    # Wrap the statement in a DSSE envelope instead of a bare in-toto layer.
+    dsse: bool = False
+    dsse_payload_type: str = IN_TOTO_MEDIA_TYPE
+    # List an unsigned, invalid SLSA v1 attestation before the real one.
+    decoy_attestation: bool = False
     attestation_subject: str | None = None
     signature_subject: str | None = None
     layers: list[LayerOptions] = field(default_factory=lambda: [LayerOptions()])
@@ -419,7 +437,12 @@ def _signature_layer(
 ) -> tuple[bytes, dict[str, Any], RekorEntryFixture | None]:
     signer = layer.signing_key or keys.dhi
     signed = layer.signed_digest or digests[layer.signs]
-    payload = simple_signing_payload(signed, reference)
+    payload = simple_signing_payload(
+        signed,
+        reference,
+        signature_type=layer.signature_type,
+        padding=layer.payload_padding,
+    )
     signature = signer.sign(payload)
     if layer.payload_mutator is not None:
         payload = layer.payload_mutator(payload)
@@ -432,25 +455,19 @@ def _signature_layer(
         annotations[BUNDLE_ANNOTATION] = bundle
     return (
         payload,
-        descriptor(SIMPLE_SIGNING_MEDIA_TYPE, payload, annotations=annotations),
+        descriptor(layer.media_type, payload, annotations=annotations),
         entry,
     )
 
 
-def _rekor_bundle(
-    keys: TrustKeys,
-    layer: LayerOptions,
-    payload: bytes,
-    signature: bytes,
-    signer: SigningKey,
-    log_index: int,
-) -> tuple[str, RekorEntryFixture]:
-    body = hashedrekord_body(
-        layer.body_hash or hashlib.sha256(payload).hexdigest(),
-        layer.body_signature or signature,
-        layer.body_public_pem or signer.public_pem,
-    )
-    # Place the entry at a random position of a tree with random neighbours.
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _inclusion_proof(
+    keys: TrustKeys, layer: LayerOptions, body: bytes
+) -> dict[str, Any]:
+    """Log ``body`` at a random position among random neighbours; return the proof."""
     before = [secrets.token_bytes(40) for _ in range(secrets.randbelow(20))]
     after = [secrets.token_bytes(40) for _ in range(secrets.randbelow(20) + 1)]
     tree = MerkleTree([*before, body, *after])
@@ -462,16 +479,6 @@ def _rekor_bundle(
         layer.checkpoint_root or root,
         hint_log_id=keys.rekor.log_id,
     )
-    log_id = layer.set_log_id or keys.rekor.log_id
-    integrated_time = int((NOW - timedelta(days=3)).timestamp())
-    body_b64 = base64.b64encode(body).decode()
-    set_payload = {
-        "body": body_b64,
-        "integratedTime": integrated_time,
-        "logIndex": log_index,
-        "logID": log_id,
-    }
-    signed_entry_timestamp = sign_set(layer.set_key or keys.rekor, set_payload)
     proof = {
         "logIndex": tree_index,
         "treeSize": tree.size,
@@ -481,70 +488,105 @@ def _rekor_bundle(
     }
     if layer.proof_mutator is not None:
         layer.proof_mutator(proof)
-    api_body = base64.b64encode(layer.api_body).decode() if layer.api_body else body_b64
-    api_entry = RekorEntryFixture(
-        log_index,
-        {
-            secrets.token_hex(40): {
-                "body": api_body,
-                "integratedTime": integrated_time,
-                "logID": log_id,
-                "logIndex": log_index,
-                "verification": {
-                    "signedEntryTimestamp": base64.b64encode(
-                        signed_entry_timestamp
-                    ).decode(),
-                    "inclusionProof": proof,
-                },
-            }
+    return proof
+
+
+def _sigstore_bundle(
+    fields: dict[str, Any], signed_entry_timestamp: bytes, proof: dict[str, Any]
+) -> dict[str, Any]:
+    """A Sigstore bundle whose one log entry embeds its inclusion proof."""
+    entry = {
+        "logIndex": str(fields["logIndex"]),
+        "logId": {"keyId": _b64(bytes.fromhex(fields["logID"]))},
+        "kindVersion": {"kind": "hashedrekord", "version": "0.0.1"},
+        "integratedTime": str(fields["integratedTime"]),
+        "inclusionPromise": {"signedEntryTimestamp": _b64(signed_entry_timestamp)},
+        "inclusionProof": {
+            "logIndex": str(proof["logIndex"]),
+            "rootHash": _b64(bytes.fromhex(proof["rootHash"])),
+            "treeSize": str(proof["treeSize"]),
+            "hashes": [_b64(bytes.fromhex(h)) for h in proof["hashes"]],
+            "checkpoint": {"envelope": proof["checkpoint"]},
         },
+        "canonicalizedBody": fields["body"],
+    }
+    return {
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": {"tlogEntries": [entry]},
+    }
+
+
+def _rekor_bundle(
+    keys: TrustKeys,
+    layer: LayerOptions,
+    payload: bytes,
+    signature: bytes,
+    signer: SigningKey,
+    log_index: int,
+) -> tuple[str, RekorEntryFixture]:
+    """Return the bundle annotation of one signature and its log API entry."""
+    body = hashedrekord_body(
+        layer.body_hash or hashlib.sha256(payload).hexdigest(),
+        layer.body_signature or signature,
+        layer.body_public_pem or signer.public_pem,
     )
-    shown_time = integrated_time + layer.integrated_time_shift
+    proof = _inclusion_proof(keys, layer, body)
+    fields = {
+        "body": _b64(body),
+        "integratedTime": int((NOW - timedelta(days=3)).timestamp()),
+        "logIndex": log_index,
+        "logID": layer.set_log_id or keys.rekor.log_id,
+    }
+    signed_entry_timestamp = sign_set(layer.set_key or keys.rekor, fields)
+
+    api_fields = {**fields, "body": _b64(layer.api_body or body)}
+    api_entry = {
+        **api_fields,
+        "verification": {
+            "signedEntryTimestamp": _b64(signed_entry_timestamp),
+            "inclusionProof": proof,
+        },
+        **layer.api_overrides,
+    }
+    entry = RekorEntryFixture(log_index, {secrets.token_hex(40): api_entry})
+
+    # The bundle shows the time shifted after signing, which breaks the SET.
+    shown = {
+        **fields,
+        "integratedTime": fields["integratedTime"] + layer.integrated_time_shift,
+    }
     if layer.embed_proof:
-        bundle: dict[str, Any] = {
-            "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
-            "verificationMaterial": {
-                "tlogEntries": [
-                    {
-                        "logIndex": str(log_index),
-                        "logId": {
-                            "keyId": base64.b64encode(bytes.fromhex(log_id)).decode()
-                        },
-                        "kindVersion": {"kind": "hashedrekord", "version": "0.0.1"},
-                        "integratedTime": str(shown_time),
-                        "inclusionPromise": {
-                            "signedEntryTimestamp": base64.b64encode(
-                                signed_entry_timestamp
-                            ).decode()
-                        },
-                        "inclusionProof": {
-                            "logIndex": str(proof["logIndex"]),
-                            "rootHash": base64.b64encode(
-                                bytes.fromhex(proof["rootHash"])
-                            ).decode(),
-                            "treeSize": str(proof["treeSize"]),
-                            "hashes": [
-                                base64.b64encode(bytes.fromhex(h)).decode()
-                                for h in proof["hashes"]
-                            ],
-                            "checkpoint": {"envelope": proof["checkpoint"]},
-                        },
-                        "canonicalizedBody": body_b64,
-                    }
-                ]
-            },
-        }
+        bundle = _sigstore_bundle(shown, signed_entry_timestamp, proof)
     else:
         bundle = {
-            "SignedEntryTimestamp": base64.b64encode(signed_entry_timestamp).decode(),
-            "Payload": {
-                "body": body_b64,
-                "integratedTime": shown_time,
-                "logIndex": log_index,
-                "logID": log_id,
-            },
+            "SignedEntryTimestamp": _b64(signed_entry_timestamp),
+            "Payload": shown,
         }
-    return json.dumps(bundle), api_entry
+    return json.dumps(bundle), entry
+
+
+def _attestation_manifest(
+    options: DhiOptions, statement: dict[str, Any], subject: dict[str, Any]
+) -> tuple[bytes, bytes]:
+    """Return the statement layer and the attestation manifest that carries it."""
+    layer = canonical(statement)
+    media_type = IN_TOTO_MEDIA_TYPE
+    if options.dsse:
+        envelope = {
+            "payloadType": options.dsse_payload_type,
+            "payload": _b64(layer),
+            "signatures": [],
+        }
+        layer = canonical(envelope)
+        media_type = DSSE_MEDIA_TYPE
+    annotations = {PREDICATE_TYPE_ANNOTATION: options.predicate_annotation}
+    manifest = oci_manifest(
+        [descriptor(media_type, layer, annotations=annotations)],
+        subject=subject,
+        artifact_type=IN_TOTO_MEDIA_TYPE,
+        annotations=annotations,
+    )
+    return layer, canonical(manifest)
 
 
 def build_dhi_image(keys: TrustKeys, options: DhiOptions | None = None) -> DhiImage:
@@ -572,27 +614,24 @@ def build_dhi_image(keys: TrustKeys, options: DhiOptions | None = None) -> DhiIm
     platform_digest = sha256_digest(target_raw)
     reference = f"dhi.io/{options.repository}:{options.tag}"
 
-    statement_raw = canonical(options.statement(platform_digest))
-    blobs.append(statement_raw)
     subject = descriptor(OCI_MANIFEST, target_raw)
     if options.attestation_subject is not None:
         subject["digest"] = options.attestation_subject
-    attestation_raw = canonical(
-        oci_manifest(
-            [
-                descriptor(
-                    IN_TOTO_MEDIA_TYPE,
-                    statement_raw,
-                    annotations={
-                        PREDICATE_TYPE_ANNOTATION: options.predicate_annotation
-                    },
-                )
-            ],
-            subject=subject,
-            artifact_type=IN_TOTO_MEDIA_TYPE,
-            annotations={PREDICATE_TYPE_ANNOTATION: options.predicate_annotation},
+    referrers_of_platform: list[dict[str, Any]] = []
+    if options.decoy_attestation:
+        # Annotated as SLSA v1 but carrying a v0.2 statement, so step 4 fails.
+        decoy = slsa_statement(
+            platform_digest, predicateType="https://slsa.dev/provenance/v0.2"
         )
+        decoy_layer, decoy_raw = _attestation_manifest(options, decoy, subject)
+        blobs.append(decoy_layer)
+        manifests.append((sha256_digest(decoy_raw), decoy_raw, OCI_MANIFEST))
+        referrers_of_platform.append(referrer_descriptor(decoy_raw))
+    statement_raw, attestation_raw = _attestation_manifest(
+        options, options.statement(platform_digest), subject
     )
+    blobs.append(statement_raw)
+    referrers_of_platform.append(referrer_descriptor(attestation_raw))
     attestation_digest = sha256_digest(attestation_raw)
     manifests.append((attestation_digest, attestation_raw, OCI_MANIFEST))
 
@@ -632,7 +671,7 @@ def build_dhi_image(keys: TrustKeys, options: DhiOptions | None = None) -> DhiIm
     manifests.append(
         (
             platform_digest.replace(":", "-"),
-            canonical(oci_index([referrer_descriptor(attestation_raw)])),
+            canonical(oci_index(referrers_of_platform)),
             OCI_INDEX,
         )
     )

@@ -1,7 +1,7 @@
 """A loopback HTTP server that plays an OCI registry and a Rekor log API.
 
 It stores blobs and manifests in memory, serves the OCI referrers API (or,
-switched off, answers it with a plain 404 as distribution 2.8 does), can
+switched off, responds to it with a plain 404 as distribution 2.8 does), can
 require Bearer token auth with Docker credentials, and lets a test replace
 the bytes served for any path to play a tampering registry. It listens on
 127.0.0.1 at a free port and is stopped by the fixture that started it.
@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 _ROUTE = re.compile(
@@ -42,6 +42,8 @@ class StubState:
     token_auth: bool = False
     # username, password the token endpoint requires; None accepts anonymous.
     credentials: tuple[str, str] | None = None
+    # Refresh token that the OAuth2 POST form of the token endpoint accepts.
+    identity_token: str | None = None
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     blobs: dict[str, bytes] = field(default_factory=dict)
     manifests: dict[tuple[str, str], tuple[bytes, str]] = field(default_factory=dict)
@@ -216,7 +218,22 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, entry)
 
     def do_POST(self) -> None:
-        match = _UPLOAD_START.match(urlsplit(self.path).path)
+        state = self.server.state
+        path = urlsplit(self.path).path
+        if path == "/token":
+            form = parse_qs(self._body().decode())
+            state.log.append(("POST", f"/token?{urlencode(form, doseq=True)}", None))
+            refresh = form.get("refresh_token", [None])[0]
+            if (
+                form.get("grant_type") != ["refresh_token"]
+                or state.identity_token is None
+                or refresh != state.identity_token
+            ):
+                self._error(401, "UNAUTHORIZED")
+                return
+            self._json(200, {"access_token": state.token})
+            return
+        match = _UPLOAD_START.match(path)
         if match is None:
             self._error(404, "NAME_UNKNOWN")
             return

@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -228,6 +230,30 @@ def test_token_auth_with_docker_credentials(
     assert log[2][2] == f"Bearer {stub.state.token}"
 
 
+def test_identity_token_exchanged_by_post(
+    stub: StubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    digest, _raw = _push_manifest(RegistryClient(stub.host))
+    stub.state.token_auth = True
+    stub.state.identity_token = "refresh-token-from-docker-login"
+    config = {"auths": {stub.host: {"identitytoken": stub.state.identity_token}}}
+    (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    stub.state.log.clear()
+
+    assert RegistryClient(stub.host).resolve_tag(REPO, "v1") == digest
+
+    token_requests = [
+        entry for entry in stub.state.log if entry[1].startswith("/token")
+    ]
+    assert len(token_requests) == 1
+    method, path, _auth = token_requests[0]
+    assert method == "POST"
+    assert "grant_type=refresh_token" in path
+    assert "scope=repository%3Alibrary%2Fdemo%3Apull" in path
+    assert stub.state.log[-1][2] == f"Bearer {stub.state.token}"
+
+
 def test_token_reused_then_renewed(
     stub: StubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -417,3 +443,21 @@ def test_referrers_malformed_descriptor_rejected(stub: StubServer) -> None:
     stub.state.referrers_api = False
     with pytest.raises(VerificationError, match="is not sha256:<64 hex>"):
         client.referrers(REPO, subject)
+
+
+def test_import_loads_no_heavy_library() -> None:
+    code = (
+        "import sys\n"
+        "import synthorg_tasks.verify.dhi, synthorg_tasks.verify.registry\n"
+        "import synthorg_tasks.verify.rekor, synthorg_tasks.lifecycle.pins\n"
+        "heavy = ('requests', 'cryptography', 'docker', 'rfc8785', 'tomlkit')\n"
+        "print(','.join(m for m in heavy if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert result.stdout.strip() == ""

@@ -1,13 +1,16 @@
 """The registry client and DHI pipeline against a real docker-registry process.
 
 Debian's docker-registry (distribution 2.8) has no OCI referrers API, so
-these tests exercise the referrers-tag fallback on a real registry; a
+these tests exercise the referrers-tag fallback on a real registry, with a
+valid image and with every tampering case that needs no lying registry. A
 loopback stub still serves the Rekor API.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 
 import pytest
 
@@ -20,6 +23,7 @@ from synthorg_tasks.verify.registry import (
     sha256_digest,
 )
 from synthorg_tasks.verify.rekor import RekorClient
+from tests.verify.dhi_cases import CASES, Case
 from tests.verify.factories import (
     EMPTY_CONFIG,
     NOW,
@@ -168,3 +172,40 @@ def test_pushed_index_keeps_platform_fields(
         {"os": "linux", "architecture": "arm64"},
     ]
     assert json.loads(index.raw) == index.document
+
+
+# Cases that edit what the stub serves cannot run on a real registry, which
+# always serves the bytes it stored.
+REGISTRY_CASES = {name: case for name, case in CASES.items() if case.tamper is None}
+
+
+@pytest.mark.parametrize("case", REGISTRY_CASES.values(), ids=REGISTRY_CASES.keys())
+def test_tampered_image_fails_on_local_registry(
+    docker_registry: str,
+    stub: StubServer,
+    trust_keys: TrustKeys,
+    case: Case,
+    request: pytest.FixtureRequest,
+) -> None:
+    repository = "tamper/" + request.node.callspec.id.lower().replace(".", "-")
+    options = dataclasses.replace(case.options, repository=repository)
+    image = build_dhi_image(trust_keys, options)
+    client = _publish(docker_registry, stub, image)
+    pins = (case.pins or (lambda keys, _image: make_pins(keys, {})))(trust_keys, image)
+    pin = case.pin(image) if case.pin is not None else image.pin
+
+    with pytest.raises(VerificationError) as raised:
+        verify_dhi_image(
+            "postgres",
+            pin,
+            pins=pins,
+            platform=case.platform,
+            registry=client,
+            rekor_client=RekorClient(stub.url),
+            clock=lambda: NOW,
+        )
+
+    message = raised.value.message
+    prefix = f"verifying {docker_registry}/{repository}:18-debian13: {case.step}: "
+    assert message.startswith(prefix), message
+    assert re.search(case.reason, message), message

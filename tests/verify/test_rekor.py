@@ -12,9 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synthorg_tasks.errors import VerificationError
+from synthorg_tasks.errors import AIR_GAPPED_HINT, TransportError, VerificationError
 from synthorg_tasks.verify._crypto import load_p256_pem
 from synthorg_tasks.verify.rekor import (
+    RekorClient,
     leaf_hash,
     parse_bundle,
     root_from_inclusion_proof,
@@ -28,11 +29,13 @@ from tests.verify.factories import (
     MerkleTree,
     SigningKey,
     TrustKeys,
+    build_dhi_image,
     hashedrekord_body,
     make_checkpoint,
     make_pins,
     sign_set,
 )
+from tests.verify.stub_server import StubServer
 
 LOG_KEY = SigningKey.generate()
 
@@ -287,17 +290,23 @@ def _entry(keys: TrustKeys, integrated_time: int) -> tuple[str, bytes, bytes]:
     return json.dumps(bundle), payload, signature
 
 
-def test_embedded_log_entry_verifies(trust_keys: TrustKeys) -> None:
-    bundle, payload, signature = _entry(trust_keys, int(NOW.timestamp()) - 60)
-    index = verify_log_entry(
+def _verify_offline(
+    keys: TrustKeys, bundle: str, payload: bytes, signature: bytes
+) -> int:
+    return verify_log_entry(
         bundle,
         payload=payload,
         signature=signature,
-        signer_spki=trust_keys.dhi.spki_der,
-        rekor=make_pins(trust_keys, {}).rekor,
+        signer_spki=keys.dhi.spki_der,
+        rekor=make_pins(keys, {}).rekor,
         client=None,
         now=NOW,
     )
+
+
+def test_embedded_log_entry_verifies(trust_keys: TrustKeys) -> None:
+    bundle, payload, signature = _entry(trust_keys, int(NOW.timestamp()) - 60)
+    index = _verify_offline(trust_keys, bundle, payload, signature)
     assert index == 77
 
 
@@ -316,15 +325,7 @@ def test_integrated_time_outside_validity_fails(
 ) -> None:
     bundle, payload, signature = _entry(trust_keys, int(integrated.timestamp()))
     with pytest.raises(VerificationError, match=reason):
-        verify_log_entry(
-            bundle,
-            payload=payload,
-            signature=signature,
-            signer_spki=trust_keys.dhi.spki_der,
-            rekor=make_pins(trust_keys, {}).rekor,
-            client=None,
-            now=NOW,
-        )
+        _verify_offline(trust_keys, bundle, payload, signature)
 
 
 def test_cosign_bundle_without_client_fails(trust_keys: TrustKeys) -> None:
@@ -348,15 +349,7 @@ def test_cosign_bundle_without_client_fails(trust_keys: TrustKeys) -> None:
         }
     )
     with pytest.raises(VerificationError, match="embeds none and no log client"):
-        verify_log_entry(
-            bundle,
-            payload=payload,
-            signature=signature,
-            signer_spki=trust_keys.dhi.spki_der,
-            rekor=make_pins(trust_keys, {}).rekor,
-            client=None,
-            now=NOW,
-        )
+        _verify_offline(trust_keys, bundle, payload, signature)
 
 
 @pytest.mark.parametrize(
@@ -380,3 +373,57 @@ def test_cosign_bundle_without_client_fails(trust_keys: TrustKeys) -> None:
 def test_malformed_bundle_fails(text: str, reason: str) -> None:
     with pytest.raises(VerificationError, match=reason):
         parse_bundle(text)
+
+
+# -- the log API client ------------------------------------------------------
+
+
+def test_log_api_over_plain_http_rejected() -> None:
+    client = RekorClient("http://rekor.example.test")
+    with pytest.raises(
+        VerificationError, match=r"rejected http://rekor\.example\.test"
+    ):
+        client.entry_by_index(1)
+
+
+def test_log_api_server_error_is_transport_error(stub: StubServer) -> None:
+    stub.state.status["/api/v1/log/entries"] = 503
+    with pytest.raises(TransportError, match="HTTP 503") as raised:
+        RekorClient(stub.url).entry_by_index(1)
+    assert AIR_GAPPED_HINT in raised.value.hints
+
+
+def test_log_api_entry_parsed(stub: StubServer, trust_keys: TrustKeys) -> None:
+    image = build_dhi_image(trust_keys)
+    fixture = image.rekor_entries[0]
+    stub.state.rekor_entries[fixture.log_index] = fixture.document
+    entry = RekorClient(stub.url).entry_by_index(fixture.log_index)
+    logged = next(iter(fixture.document.values()))
+    assert entry.set_payload() == {
+        "body": logged["body"],
+        "integratedTime": logged["integratedTime"],
+        "logIndex": logged["logIndex"],
+        "logID": logged["logID"],
+    }
+    assert entry.inclusion_proof is not None
+    assert (
+        entry.inclusion_proof.tree_size
+        == logged["verification"]["inclusionProof"]["treeSize"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        ({}, "expected exactly one entry"),
+        ({"a": {}, "b": {}}, "expected exactly one entry"),
+        ({"a": {"body": "e30="}}, "verification is missing"),
+    ],
+    ids=["empty", "two-entries", "no-verification"],
+)
+def test_log_api_malformed_entry_rejected(
+    stub: StubServer, document: dict[str, object], reason: str
+) -> None:
+    stub.state.rekor_entries[5] = document
+    with pytest.raises(VerificationError, match=reason):
+        RekorClient(stub.url).entry_by_index(5)
