@@ -178,6 +178,14 @@ def _signature_case(case: str, publish: Publisher, digest: str) -> None:
             "docker.yml@refs/heads/main"
         )
         publish.dsse_signature("backend", digest, claims)
+    elif case == "empty-typed-other-artifact":
+        publish.signature(
+            "backend",
+            digest,
+            sigstore.message_bundle(hex_digest),
+            artifact_type=EMPTY_MEDIA_TYPE,
+            manifest_artifact_type="application/vnd.example.sbom+json",
+        )
     elif case == "not-a-bundle":
         publish.signature("backend", digest, '{"mediaType": "text/plain"}')
     elif case != "no-signature-referrers":
@@ -192,6 +200,7 @@ SIGNATURE_REJECTS = {
     "tampered-bundle": "failed verification",
     "fork-identity": "does not match the pinned workflow",
     "not-a-bundle": "failed to load bundle",
+    "empty-typed-other-artifact": "not a Sigstore bundle",
 }
 
 
