@@ -79,31 +79,6 @@ def bench_init(session: nox.Session) -> None:
     session.run("python", "benchmarks/bench_init.py", *session.posargs)
 
 
-@nox.session(python=CI_PYTHON, tags=["ci", "registry"], default=False)
-def registry(session: nox.Session) -> None:
-    """Run the registry client and DHI tests against a local docker-registry."""
-    import sys
-
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from tests.verify.local_registry import (
-        REGISTRY_HOST_ENV,
-        registry_binary,
-        running_registry,
-    )
-
-    binary = registry_binary()
-    if binary is None:
-        if os.environ.get("SYNTHORG_TEST_REQUIRE_ALL") == "1":
-            session.error("docker-registry not found, and SYNTHORG_TEST_REQUIRE_ALL=1")
-        session.skip("docker-registry not found (apt-get install docker-registry)")
-    session.install(TEST_EXTRA)
-    # The registry listens on 127.0.0.1 at a free port and stops in finally.
-    with running_registry(binary) as host:
-        _pytest(
-            session, "tests/verify", "-m", "registry", env={REGISTRY_HOST_ENV: host}
-        )
-
-
 @nox.session(python=CI_PYTHON, tags=["bench"], default=False)
 def bench_verify(session: nox.Session) -> None:
     """Time a cached and a full verification against a local docker-registry."""
@@ -151,3 +126,28 @@ def bench_integration(session: nox.Session) -> None:
     """Print median server start-up and migration times."""
     session.install(TEST_EXTRA)
     session.run("python", "benchmarks/bench_integration.py", *session.posargs)
+
+
+@nox.session(python=CI_PYTHON, tags=["ci", "registry"], default=False)
+def registry(session: nox.Session) -> None:
+    """Run the registry client and DHI tests against a local docker-registry."""
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from tests.verify.local_registry import (
+        REGISTRY_HOST_ENV,
+        registry_binary,
+        running_registry,
+    )
+
+    binary = registry_binary()
+    if binary is None:
+        if os.environ.get("SYNTHORG_TEST_REQUIRE_ALL") == "1":
+            session.error("docker-registry not found, and SYNTHORG_TEST_REQUIRE_ALL=1")
+        session.skip("docker-registry not found (apt-get install docker-registry)")
+    session.install(TEST_EXTRA)
+    # The registry listens on 127.0.0.1 at a free port and stops in finally.
+    with running_registry(binary) as host:
+        _pytest(
+            session, "tests/verify", "-m", "registry", env={REGISTRY_HOST_ENV: host}
+        )
