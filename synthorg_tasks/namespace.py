@@ -14,10 +14,12 @@ def build_namespace(include_dev: bool = False) -> Collection:
     ``config/pins.toml`` and is therefore absent from the installed program.
     """
     from synthorg_tasks.tasks import core, db
+    from synthorg_tasks.tasks import verify as verify_tasks
 
     root = Collection()
     root.add_task(core.init)
     root.add_collection(db.build_collection())
+    root.add_task(verify_tasks.verify)
     if include_dev:
         from synthorg_tasks.tasks.pins import pins_collection
 
