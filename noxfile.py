@@ -65,11 +65,25 @@ def compose_config(session: nox.Session) -> None:
     _pytest(session, "tests/compose", "-m", "compose")
 
 
+@nox.session(python=CI_PYTHON, tags=["ci"])
+def verify(session: nox.Session) -> None:
+    """Run the offline verification tests: keyless, DHI, Rekor and the cache."""
+    session.install(TEST_EXTRA)
+    _pytest(session, "tests/verify", "-m", "not registry")
+
+
 @nox.session(python=CI_PYTHON, tags=["bench"], default=False)
 def bench_init(session: nox.Session) -> None:
     """Print whole-process timings of synthorg --help and init against inv."""
     session.install(".")
     session.run("python", "benchmarks/bench_init.py", *session.posargs)
+
+
+@nox.session(python=CI_PYTHON, tags=["bench"], default=False)
+def bench_verify(session: nox.Session) -> None:
+    """Time a cached and a full verification against a local docker-registry."""
+    session.install(TEST_EXTRA)
+    session.run("python", "benchmarks/bench_verify.py", *session.posargs)
 
 
 def _marker_expression(db: str, bus: str) -> list[str]:
@@ -137,20 +151,6 @@ def registry(session: nox.Session) -> None:
         _pytest(
             session, "tests/verify", "-m", "registry", env={REGISTRY_HOST_ENV: host}
         )
-
-
-@nox.session(python=CI_PYTHON, tags=["ci"])
-def verify(session: nox.Session) -> None:
-    """Run the offline verification tests: keyless, DHI, Rekor and the cache."""
-    session.install(TEST_EXTRA)
-    _pytest(session, "tests/verify", "-m", "not registry")
-
-
-@nox.session(python=CI_PYTHON, tags=["bench"], default=False)
-def bench_verify(session: nox.Session) -> None:
-    """Time a cached and a full verification against a local docker-registry."""
-    session.install(TEST_EXTRA)
-    session.run("python", "benchmarks/bench_verify.py", *session.posargs)
 
 
 @nox.session(python=CI_PYTHON, tags=["slow"], default=False)

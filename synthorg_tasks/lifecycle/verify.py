@@ -9,7 +9,6 @@ so that it pins the verified digests.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from synthorg_tasks.verify.pipeline import (
     TrustSettings,
     VerificationOutcome,
     apply_outcome,
+    default_registry_factory,
     verify_images_with_cache,
 )
 
@@ -34,10 +34,8 @@ if TYPE_CHECKING:
     from synthorg_tasks.verify.rekor import RekorClient
 
 __all__ = [
-    "TRUSTED_ROOT_ENV",
     "VerifyReport",
     "VerifyRequest",
-    "build_trust",
     "resolve_platform",
     "run_verify",
     "verify_document",
@@ -46,7 +44,6 @@ __all__ = [
 
 _logger = get_logger("verify")
 
-TRUSTED_ROOT_ENV = "SYNTHORG_SIGSTORE_TRUSTED_ROOT"
 MIN_VERIFY_TIMEOUT_SECONDS = 1.0
 
 
@@ -105,22 +102,6 @@ def verify_timeout_seconds(config: Config, flag: str | None) -> float:
     return seconds
 
 
-def build_trust(
-    config: Config,
-    trusted_root: str | None,
-    environ: Mapping[str, str] | None = None,
-) -> TrustSettings:
-    """Return the trust settings from ``--trusted-root`` (or its env) and tunables."""
-    env = os.environ if environ is None else environ
-    path_text = trusted_root or env.get(TRUSTED_ROOT_ENV, "").strip() or None
-    return TrustSettings(
-        trusted_root_path=Path(path_text).expanduser() if path_text else None,
-        tuf_fetch_timeout=config.tunable_seconds("tuf_fetch_timeout", environ),
-        http_timeout=config.tunable_seconds("attestation_http_timeout", environ),
-        dhi_timeout=config.tunable_seconds("dhi_verify_timeout", environ),
-    )
-
-
 def resolve_platform(engine_lookup: Callable[[], str | None] | None = None) -> str:
     """Return the engine's platform, else the host's with a DEBUG note."""
     from synthorg_tasks.engine.platform import engine_platform, host_image_platform
@@ -131,15 +112,6 @@ def resolve_platform(engine_lookup: Callable[[], str | None] | None = None) -> s
     host = host_image_platform()
     _logger.debug("Docker engine unreachable; verifying for the host platform %s", host)
     return host
-
-
-def _default_registry_factory(timeout: float) -> Callable[[str], RegistryClient]:
-    from synthorg_tasks.verify.registry import RegistryClient
-
-    def build(host: str) -> RegistryClient:
-        return RegistryClient(host, timeout=timeout)
-
-    return build
 
 
 def run_verify(
@@ -179,7 +151,7 @@ def run_verify(
         )
 
     deadline = verify_timeout_seconds(config, request.verify_timeout)
-    trust = build_trust(config, request.trusted_root, environ)
+    trust = TrustSettings.from_config(config, request.trusted_root, environ)
     platform = platform or resolve_platform()
     outcome = verify_images_with_cache(
         config,
@@ -188,7 +160,7 @@ def run_verify(
         platform=platform,
         trust=trust,
         registry_factory=registry_factory
-        or _default_registry_factory(trust.http_timeout),
+        or default_registry_factory(trust.http_timeout),
         force=request.force,
         deadline=deadline,
         rekor_client=rekor_client,

@@ -31,9 +31,10 @@ __all__ = ["init"]
         "characters (default derived from the data dir).",
         "image_tag": "SynthOrg image tag (env SYNTHORG_IMAGE_TAG; default the "
         "pinned release).",
-        "channel": "Update channel: stable or dev (env SYNTHORG_CHANNEL).",
+        "channel": "Update channel: stable or dev (env SYNTHORG_CHANNEL; "
+        "default stable).",
         "log_level": "Backend log level: debug, info, warn or error (env "
-        "SYNTHORG_LOG_LEVEL).",
+        "SYNTHORG_LOG_LEVEL; default info).",
     }
 )
 def init(
@@ -79,6 +80,7 @@ def init(
         yes=common.yes,
     )
     data_dir = common.data_dir()
+    common.out.banner()
     result = run_init(
         request,
         data_dir,

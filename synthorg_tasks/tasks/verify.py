@@ -9,7 +9,9 @@ from synthorg_tasks.tasks._base import CommonOptions, synthorg_task
 
 __all__ = ["verify"]
 
-_CHECK_LABELS = {"sig": "sig", "slsa": "slsa", "rekor": "rekor"}
+# Group titles shown once for a cache hit, by the services of each group.
+_GROUP_TITLES = {"postgres": "DHI images", "nats": "DHI images"}
+_DEFAULT_GROUP_TITLE = "SynthOrg images"
 
 
 @synthorg_task(
@@ -44,13 +46,18 @@ def verify(
     out = common.out
     check_mark = "ok" if out.plain else "\u2713"
     printed = threading.Lock()
+    cached_groups: set[str] = set()
 
     def progress(service: str, event: str) -> None:
+        # Worker threads report checks as they pass, so printing is serialised.
         with printed:
-            if event == "cached":
-                out.info(f"{service}: (cached)")
-            else:
-                out.info(f"{service}: {_CHECK_LABELS.get(event, event)} {check_mark}")
+            if event != "cached":
+                out.info(f"{service}: {event} {check_mark}")
+                return
+            title = _GROUP_TITLES.get(service, _DEFAULT_GROUP_TITLE)
+            if title not in cached_groups:
+                cached_groups.add(title)
+                out.info(f"{title} (cached)")
 
     request = VerifyRequest(
         image_tag=image_tag,

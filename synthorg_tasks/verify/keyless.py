@@ -169,10 +169,17 @@ def custom_trusted_root_warning(path: Path, sha256_hex: str) -> None:
 
 
 def _fetch_public_good_root() -> TrustedRoot:
+    from sigstore.errors import Error as SigstoreError
     from sigstore.models import ClientTrustConfig
 
-    with sigstore_errors("the public-good trusted root"):
+    try:
         return ClientTrustConfig.production(offline=False).trusted_root
+    except SigstoreError as exc:
+        # sigstore-python wraps every TUF download failure in TUFError.
+        raise TransportError(
+            f"refreshing the Sigstore public-good trusted root through TUF failed: "
+            f"{exc}"
+        ) from exc
 
 
 def load_trusted_root(
@@ -219,8 +226,6 @@ def load_trusted_root(
             hints=["raise tuf_fetch_timeout or pass --trusted-root PATH"],
         )
     error = outcome.get("error")
-    if isinstance(error, VerificationError):
-        raise TransportError(f"refreshing the trusted root failed: {error}") from error
     if error is not None:
         raise error
     root: TrustedRoot = outcome["root"]

@@ -12,11 +12,12 @@ off: :func:`skip_verification_warning` and :func:`override_warning`.
 from __future__ import annotations
 
 import dataclasses
+import os
 import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,17 +27,20 @@ from synthorg_tasks.logging import get_logger
 from synthorg_tasks.verify import cache
 
 if TYPE_CHECKING:
+    from synthorg_tasks.state.config import Config
     from synthorg_tasks.verify.attestations import AttestationsClient
     from synthorg_tasks.verify.pins import Pins
     from synthorg_tasks.verify.registry import RegistryClient
 
 __all__ = [
     "SKIP_VERIFY_WARNING",
+    "TRUSTED_ROOT_ENV",
     "ImageOutcome",
     "ProgressCallback",
     "TrustSettings",
     "VerificationOutcome",
     "apply_outcome",
+    "default_registry_factory",
     "override_warning",
     "skip_verification_warning",
     "verify_images_with_cache",
@@ -48,6 +52,7 @@ SKIP_VERIFY_WARNING = (
     "WARNING: --skip-verify is set; images will be pulled WITHOUT signature or "
     "provenance checks"
 )
+TRUSTED_ROOT_ENV = "SYNTHORG_SIGSTORE_TRUSTED_ROOT"
 SYNTHORG_GROUP = "synthorg"
 DHI_GROUP = "dhi"
 SYNTHORG_CHECKS = ("sig", "slsa")
@@ -76,6 +81,38 @@ class TrustSettings:
     tuf_fetch_timeout: float = 30.0
     http_timeout: float = 30.0
     dhi_timeout: float = 120.0
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        trusted_root: str | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> TrustSettings:
+        """Return the settings from ``--trusted-root`` (or its env twin) and tunables.
+
+        Each timeout is resolved by ``Config.tunable_seconds``: env twin, then
+        config.json, then the default.
+        """
+        env = os.environ if environ is None else environ
+        path_text = trusted_root or env.get(TRUSTED_ROOT_ENV, "").strip() or None
+        return cls(
+            trusted_root_path=Path(path_text).expanduser() if path_text else None,
+            tuf_fetch_timeout=config.tunable_seconds("tuf_fetch_timeout", environ),
+            http_timeout=config.tunable_seconds("attestation_http_timeout", environ),
+            dhi_timeout=config.tunable_seconds("dhi_verify_timeout", environ),
+        )
+
+
+def default_registry_factory(timeout: float) -> RegistryFactory:
+    """Return a factory of real registry clients with ``timeout`` per request."""
+
+    def build(host: str) -> RegistryClient:
+        from synthorg_tasks.verify.registry import RegistryClient
+
+        return RegistryClient(host, timeout=timeout)
+
+    return build
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,10 @@ POLICY_REJECTS = {
         ),
         "does not match the pinned workflow",
     ),
+    "email-identity": (
+        Claims(san_uri=""),
+        "no URI subject alternative name",
+    ),
     "second-san-elsewhere": (
         Claims(extra_sans=("https://github.com/attacker/x/.github/workflows/a.yml",)),
         "does not match the pinned workflow",

@@ -245,7 +245,12 @@ class SigstoreFactory:
     def _leaf_builder(
         self, key: ec.EllipticCurvePrivateKey, claims: Claims, serial: int
     ) -> x509.CertificateBuilder:
-        sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(claims.san_uri)]
+        # An empty san_uri mints an e-mail identity, as Fulcio does for people.
+        sans: list[x509.GeneralName] = (
+            [x509.UniformResourceIdentifier(claims.san_uri)]
+            if claims.san_uri
+            else [x509.RFC822Name("developer@example.invalid")]
+        )
         sans.extend(x509.UniformResourceIdentifier(s) for s in claims.extra_sans)
         builder = (
             x509.CertificateBuilder()

@@ -301,3 +301,35 @@ SNAPPY = {
 def test_snappy_decoder_rejects(body: bytes, reason: str) -> None:
     with pytest.raises(VerificationError, match=reason):
         att.decode_snappy(body)
+
+
+def test_environment_token_is_sent_and_masked(
+    monkeypatch: pytest.MonkeyPatch,
+    sigstore: SigstoreFactory,
+    pins: Pins,
+    publish: Publisher,
+    github_stub: GitHubStub,
+) -> None:
+    from synthorg_tasks.state.secrets import mask
+
+    token = "ghp_" + "t" * 36
+    monkeypatch.setenv("GITHUB_TOKEN", token)
+    client = att.AttestationsClient(github_stub.base + ATTESTATIONS_PATH, timeout=5.0)
+    publish.provenance(DIGEST, [slsa_bundle(sigstore)])
+    provenance(client, sigstore, pins)
+    assert github_stub.requests[0].headers.get("Authorization") == f"Bearer {token}"
+    assert token not in mask(f"token {token} leaked")
+
+
+def test_no_token_sends_no_authorization(
+    monkeypatch: pytest.MonkeyPatch,
+    sigstore: SigstoreFactory,
+    pins: Pins,
+    publish: Publisher,
+    github_stub: GitHubStub,
+) -> None:
+    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+    client = att.AttestationsClient(github_stub.base + ATTESTATIONS_PATH, timeout=5.0)
+    publish.provenance(DIGEST, [slsa_bundle(sigstore)])
+    provenance(client, sigstore, pins)
+    assert "Authorization" not in github_stub.requests[0].headers

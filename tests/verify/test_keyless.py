@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import threading
@@ -17,15 +18,19 @@ from synthorg_tasks.errors import TransportError, VerificationError
 from synthorg_tasks.verify import keyless
 from synthorg_tasks.verify.attestations import AttestationsClient
 from synthorg_tasks.verify.pins import Pins
+from synthorg_tasks.verify.registry import RegistryClient
+from tests.verify.http_stub import GitHubStub
 from tests.verify.identity_cases import POLICY_REJECTS, WORKFLOWS
 from tests.verify.memory_registry import EMPTY_MEDIA_TYPE, MemoryRegistry
 from tests.verify.publishing import Publisher
+from tests.verify.registry_release import RegistryWriter
 from tests.verify.sigstore_factory import (
     PINNED_SAN,
     Claims,
     SigstoreFactory,
     in_toto_statement,
 )
+from tests.verify.stub_server import StubServer
 
 
 @pytest.mark.parametrize(
@@ -173,6 +178,14 @@ def _signature_case(case: str, publish: Publisher, digest: str) -> None:
             "docker.yml@refs/heads/main"
         )
         publish.dsse_signature("backend", digest, claims)
+    elif case == "empty-typed-other-artifact":
+        publish.signature(
+            "backend",
+            digest,
+            sigstore.message_bundle(hex_digest),
+            artifact_type=EMPTY_MEDIA_TYPE,
+            manifest_artifact_type="application/vnd.example.sbom+json",
+        )
     elif case == "not-a-bundle":
         publish.signature("backend", digest, '{"mediaType": "text/plain"}')
     elif case != "no-signature-referrers":
@@ -187,6 +200,7 @@ SIGNATURE_REJECTS = {
     "tampered-bundle": "failed verification",
     "fork-identity": "does not match the pinned workflow",
     "not-a-bundle": "failed to load bundle",
+    "empty-typed-other-artifact": "not a Sigstore bundle",
 }
 
 
@@ -292,3 +306,40 @@ def test_pinned_san_pattern_matches_factory_default(pins: Pins) -> None:
     import re
 
     assert re.fullmatch(pins.synthorg.identity.san_pattern, PINNED_SAN)
+
+
+def test_tuf_refresh_failure_is_transport_error() -> None:
+    def failing_refresh() -> TrustedRoot:
+        raise TransportError("refreshing failed: connection refused")
+
+    with pytest.raises(TransportError, match="connection refused"):
+        keyless.load_trusted_root(
+            None, tuf_fetch_timeout=5.0, fetch_public_good=failing_refresh
+        )
+
+
+@pytest.mark.parametrize(
+    "referrers_api", [True, False], ids=["referrers-api", "referrers-tag"]
+)
+def test_image_verifies_through_registry_client(
+    stub: StubServer,
+    sigstore: SigstoreFactory,
+    github_stub: GitHubStub,
+    attestations: AttestationsClient,
+    pins: Pins,
+    referrers_api: bool,
+) -> None:
+    client = RegistryClient(stub.host, timeout=5)
+    publisher = Publisher(RegistryWriter(client), sigstore, github_stub)  # type: ignore[arg-type]
+    digest = publisher.release("backend", "0.7.0")
+    stub.state.referrers_api = referrers_api
+    stub.state.log.clear()
+    local_pins = dataclasses.replace(
+        pins, synthorg=dataclasses.replace(pins.synthorg, registry=stub.host)
+    )
+    result = run_image(local_pins, client, sigstore, attestations)  # type: ignore[arg-type]
+    assert result.digest == digest
+    paths = [entry[1] for entry in stub.state.log]
+    referrers_tag = "sha256-" + digest.removeprefix("sha256:")
+    assert any("/referrers/" in path for path in paths)
+    assert any(path.endswith(referrers_tag) for path in paths) is not referrers_api

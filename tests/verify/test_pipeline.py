@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from synthorg_tasks.errors import TransportError, VerificationError
+from synthorg_tasks.state.config import Config
 from synthorg_tasks.verify.pipeline import (
     SKIP_VERIFY_WARNING,
     TrustSettings,
@@ -224,3 +226,24 @@ def test_digest_of_unrelated_bytes_is_not_cached(stack: Stack) -> None:
     other = "sha256:" + hashlib.sha256(b"unrelated").hexdigest()
     outcome = stack.run()
     assert other not in outcome.verified_digests.values()
+
+
+def test_trust_settings_from_config(tmp_path: Path) -> None:
+    config = Config(
+        data_dir=tmp_path,
+        project_name="test",
+        image_tag="0.7.0",
+        tunables={"tuf_fetch_timeout": "5s", "dhi_verify_timeout": "3m"},
+    )
+    environ = {
+        "SYNTHORG_SIGSTORE_TRUSTED_ROOT": "/etc/sigstore/root.json",
+        "SYNTHORG_ATTESTATION_HTTP_TIMEOUT": "10s",
+    }
+    trust = TrustSettings.from_config(config, None, environ)
+    assert trust.trusted_root_path == Path("/etc/sigstore/root.json")
+    assert trust.tuf_fetch_timeout == 5.0
+    assert trust.http_timeout == 10.0
+    assert trust.dhi_timeout == 180.0
+    flagged = TrustSettings.from_config(config, "/tmp/flag.json", environ)
+    assert flagged.trusted_root_path == Path("/tmp/flag.json")
+    assert TrustSettings.from_config(config, None, {}).trusted_root_path is None

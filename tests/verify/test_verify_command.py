@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import subprocess
@@ -20,6 +21,7 @@ from synthorg_tasks.lifecycle.verify import (
 from synthorg_tasks.render.writer import write_compose_files
 from synthorg_tasks.state.config import Config, load_strict, save_config
 from synthorg_tasks.state.lock import LifecycleLock
+from tests.conftest import run_synthorg
 from tests.verify.identity_cases import POLICY_REJECTS
 from tests.verify.sigstore_factory import Claims
 from tests.verify.stack import Stack
@@ -207,3 +209,70 @@ def test_rejected_identity_leaves_config(
     assert caught.value.message.startswith(f"verifying {ref}: {step}: ")
     assert (data_dir / "config.json").read_bytes() == config_before
     assert (data_dir / "compose.yml").read_bytes() == compose_before
+
+
+@pytest.fixture
+def injected(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    """Point the task's verification at the test servers and test pins."""
+    import synthorg_tasks.lifecycle.verify as lifecycle
+
+    real_run_verify = lifecycle.run_verify
+
+    def run_with_test_servers(
+        data_dir: Path, request: VerifyRequest, **kwargs: object
+    ) -> object:
+        return real_run_verify(
+            data_dir,
+            dataclasses.replace(
+                request, trusted_root=str(stack.sigstore.trusted_root_path)
+            ),
+            pins=stack.pins,
+            registry_factory=stack.registry_factory,
+            attestations_client=stack.attestations,
+            platform="linux/amd64",
+            progress=kwargs.get("progress"),  # type: ignore[arg-type]
+            environ={},
+        )
+
+    monkeypatch.setattr(lifecycle, "run_verify", run_with_test_servers)
+    return stack
+
+
+def test_task_prints_rows_then_cached_groups(injected: Stack) -> None:
+    data_dir = install(injected)
+    first = run_synthorg("verify", f"--data-dir={data_dir}")
+    assert first.code == 0, first.stderr
+    rows = first.stdout.splitlines()
+    assert [row.split()[0] for row in rows] == ["backend", "web", "postgres", "nats"]
+    assert rows[0].endswith("sig \u2713 slsa \u2713  verified")
+    assert rows[2].endswith("sig \u2713 slsa \u2713 rekor \u2713  verified")
+    assert "backend: sig \u2713" in first.stderr
+    assert "verified digests saved to config.json" in first.stderr
+
+    second = run_synthorg("verify", "--plain", f"--data-dir={data_dir}")
+    assert second.code == 0, second.stderr
+    assert second.stderr.count("SynthOrg images (cached)") == 1
+    assert second.stderr.count("DHI images (cached)") == 1
+    assert all(row.endswith("cached") for row in second.stdout.splitlines())
+    assert "sig ok slsa ok" in second.stdout
+
+
+def test_task_json_document(injected: Stack) -> None:
+    data_dir = install(injected)
+    result = run_synthorg("verify", "--json", f"--data-dir={data_dir}")
+    assert result.code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["saved"] is True
+    assert [image["cached"] for image in document["images"]] == [False] * 4
+
+
+def test_task_failure_exits_1(injected: Stack) -> None:
+    injected.memory.tags.pop(("aureliolo/synthorg-backend", "0.7.0"))
+    data_dir = install(injected)
+    result = run_synthorg("verify", "--json", f"--data-dir={data_dir}")
+    assert result.code == 1
+    document = json.loads(result.stdout)
+    assert document["error"]["code"] == "verification_failed"
+    assert document["error"]["message"].startswith(
+        "verifying registry.test.invalid/aureliolo/synthorg-backend:0.7.0: digest: "
+    )
