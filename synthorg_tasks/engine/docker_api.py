@@ -113,7 +113,13 @@ class ContainerInfo:
 
     @property
     def needs_inspect(self) -> bool:
-        """Whether the list summary lacks facts the verdict needs."""
+        """Whether the list summary lacks facts the verdict needs.
+
+        A container that exited with code 0 (data-init after its run) needs
+        none: it was not OOM-killed, and its restart count does not matter.
+        """
+        if self.state == "exited" and self.exit_code == 0:
+            return False
         return self.state != "running" or self.health in {"unhealthy", "starting"}
 
 
