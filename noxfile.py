@@ -1,8 +1,8 @@
 """Nox sessions: lint, unit tests and the suites against real services.
 
 Default sessions (`nox`) need nothing outside the virtualenv but a Compose
-binary; the others need real servers and are selected by tag, for example
-`nox -t integration` or `nox -t ci` for everything CI runs.
+binary. The others need real servers and are selected by tag, for example
+`nox -t integration`, or `nox -t ci` for everything CI runs.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ import sys
 from pathlib import Path
 
 import nox
+
+# uv must not download interpreters: the test machines reach no Python mirror.
+os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
@@ -69,18 +72,6 @@ def bench_init(session: nox.Session) -> None:
     session.run("python", "benchmarks/bench_init.py", *session.posargs)
 
 
-def _install_project(session: nox.Session) -> dict[str, str]:
-    """Install the runtime and test dependencies; return the env to run the checkout.
-
-    The package itself runs uninstalled from the checkout (its resource
-    locator falls back to the top-level folders), so a session does not depend
-    on building the wheel.
-    """
-    project = nox.project.load_toml(str(ROOT / "pyproject.toml"))["project"]
-    session.install(*project["dependencies"], *project["optional-dependencies"]["test"])
-    return {"PYTHONPATH": str(ROOT)}
-
-
 def _marker_expression(db: str, bus: str) -> list[str]:
     excluded = []
     if db != "postgres":
@@ -90,12 +81,15 @@ def _marker_expression(db: str, bus: str) -> list[str]:
     return ["-m", " and ".join(excluded)] if excluded else []
 
 
-@nox.session(tags=["integration", "postgres", "nats"], default=False)
+@nox.session(
+    python=CI_PYTHON, tags=["ci", "integration", "postgres", "nats"], default=False
+)
 @nox.parametrize("bus", ["internal", "nats"])
 @nox.parametrize("db", ["sqlite", "postgres"])
 def integration(session: nox.Session, db: str, bus: str) -> None:
     """Run tests/integration against real SQLite, PostgreSQL and NATS servers."""
-    env = _install_project(session)
+    session.install(TEST_EXTRA)
+    env: dict[str, str] = {}
     # The exit stack is the session's finally: every server started below is
     # stopped when pytest ends, also when it fails or is interrupted.
     with contextlib.ExitStack() as servers_running:
@@ -110,17 +104,69 @@ def integration(session: nox.Session, db: str, bus: str) -> None:
                 server = servers_running.enter_context(servers.nats_server(binary))
                 urls.append(f"{version}={server.url}")
             env[servers.NATS_URLS_ENV] = ",".join(urls)
-        session.run(
-            "pytest",
-            "tests/integration",
-            *_marker_expression(db, bus),
-            *session.posargs,
-            env=env,
+        _pytest(session, "tests/integration", *_marker_expression(db, bus), env=env)
+
+
+@nox.session(python=CI_PYTHON, tags=["bench"], default=False)
+def bench_integration(session: nox.Session) -> None:
+    """Print median server start-up and migration times."""
+    session.install(TEST_EXTRA)
+    session.run("python", "benchmarks/bench_integration.py", *session.posargs)
+
+
+@nox.session(python=CI_PYTHON, tags=["ci", "registry"], default=False)
+def registry(session: nox.Session) -> None:
+    """Run the registry client and DHI tests against a local docker-registry."""
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from tests.verify.local_registry import (
+        REGISTRY_HOST_ENV,
+        registry_binary,
+        running_registry,
+    )
+
+    binary = registry_binary()
+    if binary is None:
+        if os.environ.get("SYNTHORG_TEST_REQUIRE_ALL") == "1":
+            session.error("docker-registry not found, and SYNTHORG_TEST_REQUIRE_ALL=1")
+        session.skip("docker-registry not found (apt-get install docker-registry)")
+    session.install(TEST_EXTRA)
+    # The registry listens on 127.0.0.1 at a free port and stops in finally.
+    with running_registry(binary) as host:
+        _pytest(
+            session, "tests/verify", "-m", "registry", env={REGISTRY_HOST_ENV: host}
         )
 
 
-@nox.session(tags=["integration"], default=False)
-def bench_integration(session: nox.Session) -> None:
-    """Print median server start-up and migration times."""
-    env = _install_project(session)
-    session.run("python", "benchmarks/bench_integration.py", *session.posargs, env=env)
+@nox.session(python=CI_PYTHON, tags=["docker"], default=False)
+@nox.parametrize("bus", ["internal", "nats"])
+@nox.parametrize("db", ["sqlite", "postgres"])
+def stack(session: nox.Session, db: str, bus: str) -> None:
+    """Run tests/stack on a real Docker engine with locally built stand-in images.
+
+    A private dockerd is started (and stopped by its pid) when no engine
+    answers. Test projects are swept by label before and after pytest.
+    """
+    import tempfile
+
+    from tests.stack.engine import running_engine
+
+    session.install(TEST_EXTRA)
+    env = {"SYNTHORG_STACK_DB": db, "SYNTHORG_STACK_BUS": bus}
+    folder = Path(tempfile.mkdtemp(prefix="synthorg-dockerd-"))
+    with running_engine(folder) as host:
+        env["DOCKER_HOST"] = host
+        session.run("python", "-m", "tests.images.build", env=env)
+        session.run("python", "-m", "tests.stack.harness", "sweep", env=env)
+        try:
+            _pytest(session, "tests/stack", "-m", "docker", env=env)
+        finally:
+            session.run("python", "-m", "tests.stack.harness", "sweep", env=env)
+
+
+@nox.session(python=CI_PYTHON, tags=["bench", "docker"], default=False)
+def bench_status(session: nox.Session) -> None:
+    """Time synthorg status --json against docker-compose ps; count API calls."""
+    session.install(TEST_EXTRA)
+    session.run("python", "benchmarks/bench_status.py", *session.posargs)

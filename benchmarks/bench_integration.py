@@ -68,35 +68,18 @@ def bare_postgres_once() -> float:
     """Time a plain ``initdb && pg_ctl start && pg_isready`` with default settings."""
     bindir = servers.find_pg_bindir()
     base = Path(tempfile.mkdtemp(prefix="synthorg-bench-pg-"))
-    run_as = servers.as_pg_user
     if os.geteuid() == 0:
         shutil.chown(base, servers.PG_OS_USER, servers.PG_OS_USER)
     data = base / "data"
     port = servers.free_port()
     options = f"-p {port} -c listen_addresses={servers.LOOPBACK} -k {base}"
+    pg_ctl = [str(bindir / "pg_ctl"), "-D", str(data)]
 
     def start() -> None:
-        subprocess.run(
-            run_as([str(bindir / "initdb"), "-D", str(data)]),
-            check=True,
-            capture_output=True,
-        )
-        subprocess.run(
-            run_as(
-                [
-                    str(bindir / "pg_ctl"),
-                    "-D",
-                    str(data),
-                    "-l",
-                    str(base / "log"),
-                    "-o",
-                    options,
-                    "start",
-                ]
-            ),
-            check=True,
-            capture_output=True,
-        )
+        initdb = servers.run_as_pg_user([str(bindir / "initdb"), "-D", str(data)], base)
+        initdb.check_returncode()
+        log = ["-l", str(base / "log"), "-o", options]
+        servers.run_as_pg_user([*pg_ctl, *log, "start"], base).check_returncode()
         isready = [str(bindir / "pg_isready"), "-h", servers.LOOPBACK, "-p", str(port)]
         while subprocess.run(isready, capture_output=True, check=False).returncode:
             time.sleep(0.01)
@@ -104,13 +87,7 @@ def bare_postgres_once() -> float:
     try:
         return _timed(start)
     finally:
-        subprocess.run(
-            run_as(
-                [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]
-            ),
-            capture_output=True,
-            check=False,
-        )
+        servers.run_as_pg_user([*pg_ctl, "-m", "immediate", "stop"], base)
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -13,10 +13,15 @@ def build_namespace(include_dev: bool = False) -> Collection:
     ``include_dev`` adds the checkout-only ``pins`` collection, which edits
     ``config/pins.toml`` and is therefore absent from the installed program.
     """
-    from synthorg_tasks.tasks import core, stack
+    from synthorg_tasks.tasks import core, db, stack
 
     root = Collection()
     root.add_task(core.init)
     for task in (stack.start, stack.stop, stack.status, stack.logs, stack.doctor):
         root.add_task(task)
+    root.add_collection(db.build_collection())
+    if include_dev:
+        from synthorg_tasks.tasks.pins import pins_collection
+
+        root.add_collection(pins_collection)
     return root

@@ -7,16 +7,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from invoke.exceptions import Exit, ParseError
+from invoke.parser.argument import Argument
 from invoke.program import Program
 
 from synthorg_tasks import __version__
 from synthorg_tasks.errors import ExitCode
+from synthorg_tasks.tasks._base import COMMON_HELP, set_program_defaults
 
 __all__ = ["SynthorgProgram", "main", "rewrite_space_form"]
 
-# Core flags of Invoke that take a value, so the rewrite can skip the value.
+# Core flags that take a value, so the rewrite can skip the value.
 _VALUE_FLAGS = frozenset(
     {
+        "--data-dir",
         "-T",
         "--command-timeout",
         "-f",
@@ -70,6 +73,57 @@ class SynthorgProgram(Program):
         if isinstance(argv, str):
             argv = argv.split()
         super().run(rewrite_space_form(argv), exit=exit)
+
+    def core_args(self) -> list[Argument]:
+        """Invoke's core flags plus the common options, so they may precede the task."""
+        return [
+            *super().core_args(),
+            Argument(names=("data-dir",), help=COMMON_HELP["data_dir"]),
+            Argument(
+                names=("json",), kind=bool, default=False, help=COMMON_HELP["json"]
+            ),
+            Argument(
+                names=("plain",), kind=bool, default=False, help=COMMON_HELP["plain"]
+            ),
+            Argument(
+                names=("no-color",),
+                kind=bool,
+                default=False,
+                help=COMMON_HELP["no_color"],
+            ),
+            Argument(
+                names=("quiet", "q"),
+                kind=bool,
+                default=False,
+                help=COMMON_HELP["quiet"],
+            ),
+            Argument(
+                names=("verbose", "v"),
+                kind=int,
+                default=0,
+                incrementable=True,
+                help=COMMON_HELP["verbose"],
+            ),
+            Argument(
+                names=("yes", "y"), kind=bool, default=False, help=COMMON_HELP["yes"]
+            ),
+        ]
+
+    def execute(self) -> None:
+        # Common options given before the task name apply to every task run.
+        set_program_defaults(
+            {
+                "data_dir": self.args["data-dir"].value,
+                "json": self.args.json.value,
+                "plain": self.args.plain.value,
+                "no_color": self.args["no-color"].value,
+                "quiet": self.args.quiet.value,
+                "verbose": self.args.verbose.value,
+                "debug": self.args.debug.value,
+                "yes": self.args.yes.value,
+            }
+        )
+        super().execute()
 
     def parse_core(self, argv: Any) -> None:
         try:

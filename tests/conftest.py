@@ -31,8 +31,10 @@ class RunResult:
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """Keep tests away from the caller's data dir, Docker and SYNTHORG_* settings."""
     for name in list(os.environ):
-        if name.startswith(("SYNTHORG_", "COMPOSE_")) and name != (
-            "SYNTHORG_TEST_REQUIRE_ALL"
+        # SYNTHORG_TEST_* carry the test setup, such as servers a Nox session
+        # started and SYNTHORG_TEST_REQUIRE_ALL.
+        if name.startswith(("SYNTHORG_", "COMPOSE_")) and not name.startswith(
+            "SYNTHORG_TEST_"
         ):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))

@@ -64,11 +64,11 @@ def _client() -> Any:
 
 def project_volume_exists(project: str, volume: str = "synthorg-pgdata") -> bool | None:
     """Return whether the project's named volume exists, or ``None`` if unknown."""
-    from docker.errors import DockerException
-
     client = _client()
     if client is None:
         return None
+    from docker.errors import DockerException
+
     try:
         labelled = client.volumes.list(
             filters={
@@ -91,11 +91,11 @@ def project_volume_exists(project: str, volume: str = "synthorg-pgdata") -> bool
 
 def project_has_containers(project: str) -> bool | None:
     """Return whether any container of the project exists, or ``None`` if unknown."""
-    from docker.errors import DockerException
-
     client = _client()
     if client is None:
         return None
+    from docker.errors import DockerException
+
     try:
         found = client.containers.list(
             all=True, filters={"label": f"com.docker.compose.project={project}"}

@@ -91,7 +91,7 @@ def _await_pong(reader: _LineReader, sock: socket.socket) -> None:
 def probe_nats(
     host: str, port: int, expected_max_payload: int, *, timeout: float = 5.0
 ) -> NatsProbeResult:
-    """Check that a NATS server answers PING and has the expected max_payload.
+    """Check that a NATS server replies to PING and has the expected max_payload.
 
     Steps: connect over TCP; read one INFO line of at most 64 KiB and take its
     ``max_payload``; send CONNECT and PING; wait for PONG. All within

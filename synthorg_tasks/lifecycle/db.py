@@ -72,7 +72,7 @@ class InstallSettings(Protocol):
     def postgres_password(self) -> str | None: ...
 
     @property
-    def postgres_port(self) -> int: ...
+    def postgres_port(self) -> int | None: ...
 
     @property
     def bind_address(self) -> str: ...
@@ -178,14 +178,18 @@ def target_from_install(settings: InstallSettings) -> PersistenceConfig:
     if settings.persistence_backend != "postgres":
         raise UsageError(SQLITE_INSTALL_MESSAGE)
     password = settings.postgres_password
-    if not password:
-        raise UsageError("config.json has no postgres_password for this install")
+    port = settings.postgres_port
+    if not password or port is None:
+        raise UsageError(
+            "config.json has no postgres_password or postgres_port for this install",
+            hints=["run 'synthorg init --backend postgres' to complete it"],
+        )
     register_secret(password)
     host = probe_host(settings.bind_address)
     host_literal = f"[{host}]" if ":" in host else host
     url = (
         f"postgresql+psycopg://{_INSTALL_ROLE}:{percent_encode(password)}"
-        f"@{host_literal}:{settings.postgres_port}/{_INSTALL_DATABASE}"
+        f"@{host_literal}:{port}/{_INSTALL_DATABASE}"
         "?sslmode=disable"
     )
     return postgres_config(url, source="config.json")

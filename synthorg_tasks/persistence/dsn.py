@@ -193,6 +193,7 @@ def parse_database_url(text: str, source: str = "SYNTHORG_DATABASE_URL") -> Data
 
     # The last '@' ends the user-info, so an unencoded '@' in the password
     # lands in the user-info and is reported as a reserved character there.
+    # NOTE: an unencoded '@' in a query value is reported the same way.
     if "@" not in rest:
         raise fail("the user is missing; expected user:password@host")
     userinfo, after_at = rest.rsplit("@", 1)
@@ -219,13 +220,13 @@ def parse_database_url(text: str, source: str = "SYNTHORG_DATABASE_URL") -> Data
     )
 
 
-def _decode(raw: str, what: str, fail: _Fail) -> str:
+def _decode(raw: str, part: str, fail: _Fail) -> str:
     try:
         decoded = unquote(raw, errors="strict")
     except UnicodeDecodeError:
-        raise fail(f"the {what} has %HH escapes that are not valid UTF-8") from None
+        raise fail(f"the {part} has %HH escapes that are not valid UTF-8") from None
     if "\x00" in decoded:
-        raise fail(f"the {what} contains a NUL character")
+        raise fail(f"the {part} contains a NUL character")
     return decoded
 
 

@@ -233,9 +233,11 @@ def apply_migrations(
                     backend.apply_migrations(pending)
             except LockTimeout as exc:
                 holder = _lock_holder(backend)
-                who = f"process {holder}" if holder is not None else "another process"
+                holder_name = (
+                    f"process {holder}" if holder is not None else "another process"
+                )
                 raise MigrationLockTimeout(
-                    f"the migration lock on {target} is held by {who} "
+                    f"the migration lock on {target} is held by {holder_name} "
                     f"(waited {lock_timeout:g}s)",
                     hints=[BREAK_LOCK_HINT],
                 ) from exc

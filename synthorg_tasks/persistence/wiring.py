@@ -45,7 +45,7 @@ _logger = get_logger("persistence")
 class PersistenceConfig:
     """Where the backend keeps its data: one SQLite file or one PostgreSQL URL.
 
-    ``dsn`` holds the password; ``repr()`` and :meth:`safe_repr` mask it, while
+    ``dsn`` contains the password; ``repr()`` and :meth:`safe_repr` mask it, while
     :meth:`yoyo_uri` and :meth:`psycopg_kwargs` return it for the driver.
     """
 

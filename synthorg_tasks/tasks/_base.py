@@ -39,7 +39,13 @@ from synthorg_tasks.output import Output, emit_json, env_flag
 from synthorg_tasks.state.paths import resolve_data_dir
 from synthorg_tasks.state.secrets import mask
 
-__all__ = ["COMMON_HELP", "CommonOptions", "SynthorgTask", "synthorg_task"]
+__all__ = [
+    "COMMON_HELP",
+    "CommonOptions",
+    "SynthorgTask",
+    "set_program_defaults",
+    "synthorg_task",
+]
 
 COMMON_HELP = {
     "data_dir": "Data dir of the install (env SYNTHORG_DATA_DIR; default "
@@ -63,6 +69,16 @@ _COMMON_DEFAULTS: dict[str, Any] = {
     "yes": False,
 }
 _COMMON_SHORT = {"quiet": "q", "verbose": "v", "yes": "y"}
+
+# Common options the console script parsed before the task name. A flag given
+# after the task name wins over these.
+_program_defaults: dict[str, Any] = {}
+
+
+def set_program_defaults(values: dict[str, Any]) -> None:
+    """Record the common options given before the task name."""
+    _program_defaults.clear()
+    _program_defaults.update(values)
 
 
 @dataclass
@@ -90,6 +106,10 @@ def _color_allowed(no_color: bool, plain: bool) -> bool:
 
 def _common_from_kwargs(kwargs: dict[str, Any]) -> CommonOptions:
     flags = {name: kwargs.pop(name) for name in _COMMON_DEFAULTS}
+    for name, default in _COMMON_DEFAULTS.items():
+        before_task = _program_defaults.get(name)
+        if flags[name] == default and before_task not in (None, default):
+            flags[name] = before_task
     quiet = bool(flags["quiet"]) or env_flag("SYNTHORG_QUIET")
     verbosity = 2 if flags["debug"] else int(flags["verbose"] or 0)
     if flags["quiet"] and verbosity:

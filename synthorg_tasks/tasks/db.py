@@ -1,182 +1,120 @@
 """Invoke tasks ``db.migrate`` and ``db.status``.
 
 The tasks only parse options, call :mod:`synthorg_tasks.lifecycle.db` and map
-the result to output and an exit code. With ``--json`` stdout holds exactly
+the result to output and an exit code. With ``--json`` stdout contains exactly
 one JSON document, the error document included.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib
-import json as _json
-import re
-import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from invoke.collection import Collection
 from invoke.exceptions import Exit
-from invoke.tasks import task
 
-from synthorg_tasks.errors import ExitCode, SynthorgError, UsageError
+from synthorg_tasks.errors import ExitCode, UsageError
+from synthorg_tasks.grammars import parse_duration
 from synthorg_tasks.lifecycle import db as lifecycle
-from synthorg_tasks.logging import configure_logging
-from synthorg_tasks.state.secrets import mask
+from synthorg_tasks.persistence.migrations import MigrationStatusRow
+from synthorg_tasks.tasks._base import CommonOptions, synthorg_task
 
 __all__ = ["build_collection", "migrate", "status"]
 
-_F = TypeVar("_F", bound=Callable[..., None])
-
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)")
-_DURATION_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-
-_COMMON_HELP = {
-    "source": (
-        "Migration source: a folder or package:<pkg>:<dir> "
-        "(env SYNTHORG_MIGRATIONS_SOURCE; default package:synthorg.persistence:"
-        "migrations)."
-    ),
+_TARGET_HELP = {
+    "source": "Migration source: a folder or package:<pkg>:<dir> (env "
+    "SYNTHORG_MIGRATIONS_SOURCE; default package:synthorg.persistence:migrations).",
     "sqlite_path": "Absolute path of a SQLite database file to use as the target.",
-    "data_dir": "Data dir whose config.json names the target (env SYNTHORG_DATA_DIR).",
-    "json": "Print one JSON document on stdout.",
 }
 
 
-def parse_duration(text: str, flag: str) -> float:
-    """Return a Go-style duration such as ``10s``, ``1m30s`` or ``500ms`` in seconds."""
-    # TODO: use the shared duration grammar once the options module provides it.
-    value = text.strip()
-    position = 0
-    total = 0.0
-    for match in _DURATION_PART.finditer(value):
-        if match.start() != position:
-            break
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        position = match.end()
-    if not value or position != len(value) or total <= 0:
-        raise UsageError(
-            f"{flag}: {text!r} is invalid (a duration greater than 0 such as "
-            "10s, 1m30s or 500ms)"
-        )
-    return total
+def _lock_timeout_seconds(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"--lock-timeout: {text!r} is invalid ({exc})") from None
 
 
-def _emit_json(document: dict[str, Any]) -> None:
-    # TODO: switch to output.emit_json once the shared output module exists.
-    sys.stdout.write(mask(_json.dumps(document, indent=2)) + "\n")
-    sys.stdout.flush()
+def _install_loader(common: CommonOptions) -> lifecycle.LoadInstall:
+    """Return a loader of the install's config.json, called only when needed."""
 
-
-def _handles_errors(body: _F) -> _F:
-    """Turn product errors into ``error:``/``hint:`` lines and an exit code."""
-
-    # TODO: replace with the shared task decorator once it exists.
-    @functools.wraps(body)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        configure_logging()
-        try:
-            body(*args, **kwargs)
-        except SynthorgError as exc:
-            message = mask(exc.message)
-            hints = [mask(hint) for hint in exc.hints]
-            if kwargs.get("json"):
-                _emit_json(
-                    {
-                        "error": {"code": exc.slug, "message": message, "hints": hints},
-                        "exit_code": int(exc.exit_code),
-                    }
-                )
-            lines = [f"error: {message}", *(f"hint: {hint}" for hint in hints)]
-            raise Exit("\n".join(lines), code=int(exc.exit_code)) from exc
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _install_loader(data_dir: str | None) -> lifecycle.LoadInstall:
     def load() -> lifecycle.InstallSettings:
-        # TODO: import these directly once the config and paths modules exist.
-        config_module = importlib.import_module("synthorg_tasks.state.config")
-        paths_module = importlib.import_module("synthorg_tasks.state.paths")
-        data_path = paths_module.resolve_data_dir(data_dir)
-        settings: lifecycle.InstallSettings = config_module.load_strict(data_path)
-        return settings
+        from synthorg_tasks.state.config import load_strict
+
+        return load_strict(common.data_dir())
 
     return load
 
 
-@task(
-    auto_shortflags=False,
+def _state_text(row: MigrationStatusRow) -> str:
+    if not row.applied:
+        return "pending"
+    if row.applied_at is None:
+        return "applied"
+    return f"applied {row.applied_at.isoformat()}"
+
+
+@synthorg_task(
+    name="migrate",
     help={
-        **_COMMON_HELP,
-        "lock_timeout": "How long to wait for the migration lock (default 10s).",
+        **_TARGET_HELP,
+        "lock_timeout": "How long to wait for the migration lock, as a duration "
+        "such as 10s or 1m (default 10s).",
         "dry_run": "List the migrations that would run; apply nothing.",
     },
 )
-@_handles_errors
-def migrate(  # noqa: PLR0917 (Invoke turns each parameter into a flag)
+def migrate(
     c: Any,
     source: str | None = None,
     sqlite_path: str | None = None,
     lock_timeout: str = "10s",
     dry_run: bool = False,
-    data_dir: str | None = None,
-    json: bool = False,
+    *,
+    common: CommonOptions,
 ) -> None:
     """Apply pending database migrations."""
     result = lifecycle.migrate(
-        _install_loader(data_dir),
+        _install_loader(common),
         sqlite_path=sqlite_path,
         source=source,
-        lock_timeout=parse_duration(lock_timeout, "--lock-timeout"),
+        lock_timeout=_lock_timeout_seconds(lock_timeout),
         dry_run=dry_run,
     )
-    if json:
-        _emit_json(result.to_json())
+    out = common.out
+    if out.json:
+        out.document(result.to_json())
         return
     if not result.migrations:
-        print(f"nothing to apply: {result.target} is up to date")
+        out.data(f"nothing to apply: {result.target} is up to date")
         return
     verb = "would apply" if dry_run else "applied"
-    print(f"{verb} {len(result.migrations)} migration(s) to {result.target}:")
-    for migration_id in result.migrations:
-        print(f"  {migration_id}")
+    lines = [f"{verb} {len(result.migrations)} migration(s) to {result.target}:"]
+    lines += [f"  {migration_id}" for migration_id in result.migrations]
+    out.data("\n".join(lines))
 
 
-@task(
-    auto_shortflags=False,
-    help={**_COMMON_HELP, "check": "Exit 1 when any migration is pending."},
+@synthorg_task(
+    name="status",
+    help={**_TARGET_HELP, "check": "Exit 1 when any migration is pending."},
 )
-@_handles_errors
-def status(  # noqa: PLR0917 (Invoke turns each parameter into a flag)
+def status(
     c: Any,
     source: str | None = None,
     sqlite_path: str | None = None,
     check: bool = False,
-    data_dir: str | None = None,
-    json: bool = False,
+    *,
+    common: CommonOptions,
 ) -> None:
     """List each migration as applied (with its time) or pending."""
     result = lifecycle.status(
-        _install_loader(data_dir), sqlite_path=sqlite_path, source=source
+        _install_loader(common), sqlite_path=sqlite_path, source=source
     )
-    if json:
-        _emit_json(result.to_json())
+    out = common.out
+    if out.json:
+        out.document(result.to_json())
     else:
-        print(f"migrations of {result.target}:")
-        for row in result.rows:
-            when = f" {row.applied_at.isoformat()}" if row.applied_at else ""
-            state = "applied" if row.applied else "pending"
-            print(f"  {row.id}  {state}{when}")
-        print(f"{len(result.pending)} pending")
+        rows = [(row.id, _state_text(row)) for row in result.rows]
+        out.table(f"migrations of {result.target}", rows)
+        out.data(f"{len(result.pending)} pending")
     if check and result.pending:
         raise Exit(code=int(ExitCode.FAILURE))
 

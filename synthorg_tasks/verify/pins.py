@@ -1,13 +1,15 @@
 """Load and validate ``pins.toml``: the image tags, digests and trust anchors.
 
 The pins decide which images are trusted, so the loader checks every entry
-before any command renders or verifies: grammars, the DHI key against its
-fingerprint, every Rekor key against its log id, HTTPS URLs and the shape of
-the Sigstore SAN pattern.
+before any command renders or verifies. It checks the grammars, the DHI key
+against its fingerprint, every Rekor key against its log id, HTTPS URLs and
+the shape of the Sigstore SAN pattern.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import re
 import sys
@@ -17,6 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from synthorg_tasks.errors import ConfigError
+from synthorg_tasks.grammars import (
+    DIGEST_RE,
+    IMAGE_REF_RE,
+    REGISTRY_RE,
+    REPO_PREFIX_RE,
+    TAG_RE,
+)
 from synthorg_tasks.resources import pins_path
 
 __all__ = [
@@ -27,23 +36,13 @@ __all__ = [
     "RekorPins",
     "SigstoreIdentity",
     "SynthorgPins",
+    "load_p256_key",
     "load_pins",
     "parse_pins",
     "pem_fingerprint",
     "spki_log_id",
 ]
 
-TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-REGISTRY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?$")
-REPO_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]*$")
-_COMPONENT = r"[a-z0-9]+(?:[._-][a-z0-9]+)*"
-IMAGE_REF_RE = re.compile(
-    r"^(?:(?P<host>[A-Za-z0-9][A-Za-z0-9.-]*(?::[0-9]{1,5})?)/)?"
-    rf"(?P<path>{_COMPONENT}(?:/{_COMPONENT})*)"
-    r"(?::(?P<tag>[A-Za-z0-9][A-Za-z0-9._-]{0,127}))?"
-    r"(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
-)
 HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -61,7 +60,7 @@ class SigstoreIdentity:
 
 @dataclass(frozen=True)
 class SynthorgPins:
-    """Where the SynthOrg images live and which release is the default."""
+    """The SynthOrg image registry, repository prefix, default release and identity."""
 
     registry: str
     repository_prefix: str
@@ -129,14 +128,51 @@ def pem_fingerprint(pem: str) -> str:
     return hashlib.sha256(_normalise_pem(pem).encode("ascii")).hexdigest()
 
 
-def _load_p256_key(pem: str, what: str) -> Any:
+# DER prefix of a SubjectPublicKeyInfo for id-ecPublicKey on prime256v1
+# (OIDs 1.2.840.10045.2.1 and 1.2.840.10045.3.1.7), followed by a 65-byte
+# uncompressed point.
+_P256_SPKI_PREFIX = bytes.fromhex(
+    "3059301306072a8648ce3d020106082a8648ce3d030107034200"
+)
+_P256_SPKI_LENGTH = len(_P256_SPKI_PREFIX) + 65
+
+
+def _spki_der(pem: str, what: str) -> bytes:
+    """Return the DER of a P-256 public key PEM, checked by its structure.
+
+    The structure check keeps rendering fast; the verifiers parse the key with
+    ``cryptography`` before they use it, which also checks the point.
+    """
+    lines = _normalise_pem(pem).strip().split("\n")
+    if (
+        len(lines) < 3
+        or lines[0] != "-----BEGIN PUBLIC KEY-----"
+        or lines[-1] != "-----END PUBLIC KEY-----"
+    ):
+        raise ConfigError(f"pins: {what} is not a PEM public key")
+    try:
+        der = base64.b64decode("".join(lines[1:-1]), validate=True)
+    except binascii.Error as exc:
+        raise ConfigError(f"pins: {what} has invalid base64 ({exc})") from exc
+    if (
+        len(der) != _P256_SPKI_LENGTH
+        or not der.startswith(_P256_SPKI_PREFIX)
+        or der[len(_P256_SPKI_PREFIX)] != 0x04
+    ):
+        raise ConfigError(f"pins: {what} must be an ECDSA P-256 key")
+    return der
+
+
+def load_p256_key(pem: str, what: str = "key") -> Any:
+    """Parse a pinned P-256 public key with ``cryptography`` (point included)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
+    _spki_der(pem, what)
     try:
         key = serialization.load_pem_public_key(_normalise_pem(pem).encode("ascii"))
     except ValueError as exc:
-        raise ConfigError(f"pins: {what} is not a PEM public key ({exc})") from exc
+        raise ConfigError(f"pins: {what} is not a valid P-256 key ({exc})") from exc
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(
         key.curve, ec.SECP256R1
     ):
@@ -146,13 +182,7 @@ def _load_p256_key(pem: str, what: str) -> Any:
 
 def spki_log_id(pem: str) -> str:
     """Return the Rekor log id of a key: hex SHA-256 of its DER SubjectPublicKeyInfo."""
-    from cryptography.hazmat.primitives import serialization
-
-    key = _load_p256_key(pem, "Rekor key")
-    der = key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return hashlib.sha256(der).hexdigest()
+    return hashlib.sha256(_spki_der(pem, "Rekor key")).hexdigest()
 
 
 class _Reader:
@@ -254,7 +284,7 @@ def _parse_dhi(reader: _Reader, doc: dict[str, Any]) -> DhiPins:
     table = reader.table(doc, "dhi", "")
     pem = reader.string(table, "public_key_pem", "dhi.", None)
     fingerprint = reader.string(table, "public_key_fingerprint", "dhi.", HEX64_RE)
-    _load_p256_key(pem, "dhi.public_key_pem")
+    _spki_der(pem, "dhi.public_key_pem")
     if pem_fingerprint(pem) != fingerprint:
         raise reader.fail(
             "dhi.public_key_fingerprint",

@@ -88,8 +88,8 @@ def test_compose_accepts_variant(tmp_path: Path, name: str) -> None:
         if "postgres" in services:
             shown_password = services["postgres"]["environment"]["POSTGRES_PASSWORD"]
             # `config` prints a Compose file again, so Compose 1.29 keeps "$"
-            # escaped as "$$" there; un-escaping gives the raw password, which is
-            # what the container receives.
+            # escaped as "$$" there. Un-escaping gives the raw password, which
+            # the container receives.
             assert shown_password.replace("$$", "$") == GOLDEN_PASSWORD, impl
             if impl == ["docker-compose"]:
                 assert shown_password == GOLDEN_PASSWORD.replace("$", "$$")

@@ -15,7 +15,6 @@ from typing import NamedTuple
 
 import pytest
 
-from synthorg_tasks.state.secrets import clear_secrets
 from tests.capabilities import require
 from tests.integration import servers
 
@@ -32,9 +31,11 @@ def pg_server() -> Iterator[servers.PostgresServer]:
 
 
 @pytest.fixture
-def pg_database(pg_server: servers.PostgresServer) -> str:
-    """The name of a fresh, empty database owned by ``synthorg``."""
-    return pg_server.create_database()
+def pg_database(pg_server: servers.PostgresServer) -> Iterator[str]:
+    """The name of a fresh, empty database owned by ``synthorg``, dropped after."""
+    name = pg_server.create_database()
+    yield name
+    pg_server.drop_database(name)
 
 
 def _nats_urls_from_env() -> dict[str, str]:
@@ -80,10 +81,3 @@ def nats_default(nats_binary: NatsBinary) -> Iterator[tuple[str, int]]:
         return
     with servers.nats_server(nats_binary.path) as server:
         yield server.host, server.port
-
-
-@pytest.fixture(autouse=True)
-def _fresh_secret_registry() -> Iterator[None]:
-    clear_secrets()
-    yield
-    clear_secrets()

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from synthorg_tasks.render.natsconf import render_nats_conf
+
 LOOPBACK = "127.0.0.1"
 PG_OS_USER = "postgres"
 PG_SUPERUSER = "postgres"
@@ -74,16 +76,32 @@ def as_pg_user(argv: Sequence[str]) -> list[str]:
     return list(argv)
 
 
-def _run(argv: Sequence[str], program: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        list(argv), capture_output=True, text=True, check=False, timeout=120
+def run_as_pg_user(
+    argv: Sequence[str], cwd: Path, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run a PostgreSQL program as the ``postgres`` user when root.
+
+    ``cwd`` must be a folder that user can enter, because the caller's working
+    directory (a checkout under /root, say) may not be.
+    """
+    return subprocess.run(
+        as_pg_user(argv),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
     )
+
+
+def _check(
+    result: subprocess.CompletedProcess[str], program: str, log: str = ""
+) -> None:
     if result.returncode != 0:
         raise ServerError(
             f"{program} failed with exit code {result.returncode}:\n"
-            f"{result.stdout}{result.stderr}"
+            f"{result.stdout}{result.stderr}{log}"
         )
-    return result
 
 
 # --- PostgreSQL ---------------------------------------------------------------
@@ -191,7 +209,7 @@ class PostgresCluster:
             f"unix_socket_directories = '{self.base_dir}'\n"
             "fsync = off\n"
         )
-        _writeas_pg_user(self.data_dir / "postgresql.auto.conf", settings)
+        _write_as_pg_user(self.data_dir / "postgresql.auto.conf", settings)
         argv = [
             str(self.bindir / "pg_ctl"),
             "-D",
@@ -203,14 +221,8 @@ class PostgresCluster:
             str(int(timeout)),
             "start",
         ]
-        result = subprocess.run(
-            as_pg_user(argv), capture_output=True, text=True, check=False
-        )
-        if result.returncode != 0:
-            raise ServerError(
-                f"pg_ctl start failed with exit code {result.returncode}:\n"
-                f"{result.stdout}{result.stderr}{self.read_log()}"
-            )
+        result = run_as_pg_user(argv, self.base_dir, timeout=timeout + 10)
+        _check(result, "pg_ctl start", self.read_log())
         self.started = True
 
     def stop(self) -> None:
@@ -218,11 +230,8 @@ class PostgresCluster:
         if not self.started:
             return
         argv = [str(self.bindir / "pg_ctl"), "-D", str(self.data_dir)]
-        result = subprocess.run(
-            as_pg_user([*argv, "-m", "fast", "-w", "-t", "30", "stop"]),
-            capture_output=True,
-            text=True,
-            check=False,
+        result = run_as_pg_user(
+            [*argv, "-m", "fast", "-w", "-t", "30", "stop"], self.base_dir
         )
         if result.returncode != 0:
             pid = self._postmaster_pid()
@@ -253,7 +262,7 @@ class PostgresCluster:
         return int(first) if first.strip().isdigit() else None
 
 
-def _writeas_pg_user(path: Path, text: str, append: bool = True) -> None:
+def _write_as_pg_user(path: Path, text: str, append: bool = True) -> None:
     with path.open("a" if append else "w", encoding="utf-8") as handle:
         handle.write(text)
     if _is_root():
@@ -274,29 +283,25 @@ def init_cluster(parent: Path | None = None) -> PostgresCluster:
     pwfile = base_dir / "pwfile"
     try:
         pwfile.touch(mode=0o600)
-        _writeas_pg_user(pwfile, cluster.superuser_password, append=False)
-        _run(
-            as_pg_user(
-                [
-                    str(bindir / "initdb"),
-                    "-D",
-                    str(cluster.data_dir),
-                    "--username",
-                    PG_SUPERUSER,
-                    "--pwfile",
-                    str(pwfile),
-                    "--auth-local",
-                    "scram-sha-256",
-                    "--auth-host",
-                    "scram-sha-256",
-                    "--encoding",
-                    "UTF8",
-                    "--no-instructions",
-                    "--no-sync",
-                ]
-            ),
-            "initdb",
-        )
+        _write_as_pg_user(pwfile, cluster.superuser_password, append=False)
+        initdb = [
+            str(bindir / "initdb"),
+            "-D",
+            str(cluster.data_dir),
+            "--username",
+            PG_SUPERUSER,
+            "--pwfile",
+            str(pwfile),
+            "--auth-local",
+            "scram-sha-256",
+            "--auth-host",
+            "scram-sha-256",
+            "--encoding",
+            "UTF8",
+            "--no-instructions",
+            "--no-sync",
+        ]
+        _check(run_as_pg_user(initdb, base_dir), "initdb")
     except BaseException:
         shutil.rmtree(base_dir, ignore_errors=True)
         raise
@@ -347,6 +352,34 @@ class PostgresServer:
             )
         )
         return name
+
+    def database_exists(self, name: str) -> bool:
+        """Report whether the server has a database called ``name``."""
+        import psycopg
+
+        with psycopg.connect(**_admin_kwargs(self.admin_url, "postgres")) as conn:
+            row = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
+        return row is not None
+
+    def drop_database(self, name: str) -> None:
+        """Drop a database, closing its open connections first."""
+        from psycopg import sql
+
+        self.admin_execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)
+            )
+        )
+
+    def drop_role(self, name: str) -> None:
+        """Drop a login role if it exists."""
+        from psycopg import sql
+
+        self.admin_execute(
+            sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name))
+        )
 
     def create_role(self, name: str, password: str) -> None:
         """Create a login role with ``password`` (stored as a scram verifier)."""
@@ -400,22 +433,20 @@ def provision(admin_url: str, role_password: str) -> PostgresServer:
     server = PostgresServer(admin_url=admin_url, port=port, role_password=role_password)
     role = sql.Identifier(ROLE_NAME)
     server.admin_execute(
-        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(DATABASE_NAME)
-        )
-    )
-    server.admin_execute(
         sql.SQL(
             "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {}) "
             "THEN CREATE ROLE {} LOGIN; END IF; END $$"
         ).format(sql.Literal(ROLE_NAME), role)
     )
     server.admin_execute(
-        sql.SQL("ALTER ROLE {} LOGIN CREATEDB PASSWORD {}").format(
+        sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
             role, sql.Literal(role_password)
         )
     )
-    server.create_database(DATABASE_NAME)
+    # An existing database is kept: the admin DSN may name a server that is
+    # not private to the tests. Tests that need an empty one create their own.
+    if not server.database_exists(DATABASE_NAME):
+        server.create_database(DATABASE_NAME)
     return server
 
 
@@ -476,30 +507,6 @@ def nats_binaries() -> dict[str, Path]:
     return found
 
 
-def _render_nats_conf(
-    max_payload: str, max_pending: str, port: int, store_dir: Path
-) -> str:
-    try:
-        from synthorg_tasks.render.natsconf import render_nats_conf
-    except ImportError:
-        return _fallback_nats_conf(max_payload, max_pending, port, store_dir)
-    return render_nats_conf(
-        max_payload, max_pending, host=LOOPBACK, port=port, store_dir=str(store_dir)
-    )
-
-
-def _fallback_nats_conf(
-    max_payload: str, max_pending: str, port: int, store_dir: Path
-) -> str:
-    # TODO: remove once the product's nats.conf renderer is importable here.
-    pending = f"max_pending: {max_pending}\n" if max_pending != "64MB" else ""
-    return (
-        f"host: {LOOPBACK}\nport: {port}\nhttp_port: 8222\n"
-        f"max_payload: {max_payload}\n{pending}"
-        f'jetstream {{\n  store_dir: "{store_dir}"\n}}\n'
-    )
-
-
 @dataclass
 class NatsServer:
     """A running nats-server process."""
@@ -555,7 +562,13 @@ def nats_server(
     base_dir = Path(tempfile.mkdtemp(prefix="synthorg-nats-"))
     try:
         port = free_port()
-        text = _render_nats_conf(max_payload, max_pending, port, base_dir / "js")
+        text = render_nats_conf(
+            max_payload,
+            max_pending,
+            host=LOOPBACK,
+            port=port,
+            store_dir=str(base_dir / "js"),
+        )
         # The product always publishes monitoring on 8222; a private server
         # moves it to a free port so that several servers can run at once.
         text = re.sub(r"(?m)^http_port: \d+$", f"http_port: {free_port()}", text)

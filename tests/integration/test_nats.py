@@ -13,6 +13,7 @@ import pytest
 from nats.errors import MaxPayloadError
 
 from synthorg_tasks.health.nats_probe import probe_nats
+from synthorg_tasks.render.natsconf import render_nats_conf
 from tests.integration import servers
 from tests.integration.conftest import NatsBinary
 
@@ -125,7 +126,9 @@ def test_payload_above_pending_passes_check_but_fails_start(
         timeout=30,
     )
     assert check.returncode == 0, check.stdout + check.stderr
-    # The product's validator rejects this file, so it is written by hand here.
+    # The product's renderer rejects these limits, so the file is written by hand.
+    with pytest.raises(ValueError, match="exceeds max_pending"):
+        render_nats_conf("128MB", "64MB", host=servers.LOOPBACK)
     start = subprocess.run(
         [str(nats_binary.path), "-c", str(config)],
         capture_output=True,

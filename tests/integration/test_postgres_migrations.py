@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -58,17 +59,20 @@ def test_resolved_url_connects(pg_server: servers.PostgresServer) -> None:
 def test_encoded_password_reaches_psycopg_decoded(
     pg_server: servers.PostgresServer,
 ) -> None:
-    role = "encoded_role"
+    role = f"encoded_{secrets.token_hex(4)}"
     pg_server.create_role(role, "p@ss/w#d")
-    url = (
-        f"postgresql://{role}:p%40ss%2Fw%23d@{pg_server.host}:{pg_server.port}/"
-        "synthorg?sslmode=disable"
-    )
-    config = resolve_persistence(_environ(url))
-    assert config.psycopg_kwargs()["password"] == "p@ss/w#d"
-    with psycopg.connect(**config.psycopg_kwargs()) as connection:
-        row = connection.execute("SELECT current_user").fetchone()
-    assert row == (role,)
+    try:
+        url = (
+            f"postgresql://{role}:p%40ss%2Fw%23d@{pg_server.host}:{pg_server.port}/"
+            "synthorg?sslmode=disable"
+        )
+        config = resolve_persistence(_environ(url))
+        assert config.psycopg_kwargs()["password"] == "p@ss/w#d"
+        with psycopg.connect(**config.psycopg_kwargs()) as connection:
+            row = connection.execute("SELECT current_user").fetchone()
+        assert row == (role,)
+    finally:
+        pg_server.drop_role(role)
 
 
 def test_migrations_apply_then_noop(

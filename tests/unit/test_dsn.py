@@ -8,13 +8,7 @@ import pytest
 
 from synthorg_tasks.errors import PersistenceConfigError
 from synthorg_tasks.persistence.dsn import mask_url, parse_database_url
-from synthorg_tasks.state.secrets import clear_secrets, mask
-
-
-@pytest.fixture(autouse=True)
-def _fresh_secret_registry() -> None:
-    clear_secrets()
-
+from synthorg_tasks.state.secrets import mask
 
 ACCEPTED = [
     pytest.param(

@@ -9,15 +9,9 @@ import pytest
 
 from synthorg_tasks.errors import PersistenceConfigError, UsageError
 from synthorg_tasks.lifecycle import db as lifecycle
-from synthorg_tasks.state.secrets import clear_secrets, mask
-from synthorg_tasks.tasks.db import parse_duration
+from synthorg_tasks.state.secrets import mask
 
 PASSWORD = "pw@with:odd/chars#%$'"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_secret_registry() -> None:
-    clear_secrets()
 
 
 @dataclass(frozen=True)
@@ -129,22 +123,3 @@ def test_source_precedence(flag: str | None, env: str, expected: str) -> None:
 def test_source_default_missing_is_usage_error() -> None:
     with pytest.raises(UsageError, match="no migration source"):
         lifecycle.resolve_source(None, {})
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [
-        pytest.param("10s", 10.0, id="seconds"),
-        pytest.param("1m30s", 90.0, id="minutes-seconds"),
-        pytest.param("500ms", 0.5, id="milliseconds"),
-        pytest.param("1.5h", 5400.0, id="fraction-hours"),
-    ],
-)
-def test_lock_timeout_duration(text: str, seconds: float) -> None:
-    assert parse_duration(text, "--lock-timeout") == pytest.approx(seconds)
-
-
-@pytest.mark.parametrize("text", ["", "10", "0s", "-1s", "10x", "s", "1s2"], ids=repr)
-def test_lock_timeout_duration_invalid(text: str) -> None:
-    with pytest.raises(UsageError, match="--lock-timeout"):
-        parse_duration(text, "--lock-timeout")

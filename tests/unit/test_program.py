@@ -149,3 +149,17 @@ def test_sigterm_exits_130(tmp_path: Path) -> None:
     )
     assert result.returncode == 130
     assert "interrupted" in result.stderr
+
+
+def test_common_flags_before_task_name(tmp_path: Path) -> None:
+    import json
+
+    data = tmp_path / "before"
+    result = run_synthorg(
+        "--json", "--data-dir", str(data), "init", "--backend", "sqlite"
+    )
+    assert result.code == 0, result.output
+    assert json.loads(result.stdout)["data_dir"] == str(data)
+    again = run_synthorg("-q", "--data-dir", str(data), "init", "--yes")
+    assert again.code == 0, again.output
+    assert again.stderr == ""

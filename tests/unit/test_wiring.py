@@ -10,14 +10,8 @@ import pytest
 from synthorg_tasks.errors import PersistenceConfigError
 from synthorg_tasks.persistence import PersistenceConfig, resolve_persistence
 from synthorg_tasks.persistence.wiring import sqlite_config
-from synthorg_tasks.state.secrets import clear_secrets
 
 URL = "postgresql://synthorg:p%40ss%2Fw%23d@127.0.0.1:5432/synthorg"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_secret_registry() -> None:
-    clear_secrets()
 
 
 def test_url_wins_over_path_with_warning(caplog: pytest.LogCaptureFixture) -> None:
