@@ -165,7 +165,7 @@ def stack(session: nox.Session, db: str, bus: str) -> None:
             session.run("python", "-m", "tests.stack.harness", "sweep", env=env)
 
 
-@nox.session(python=CI_PYTHON, tags=["bench", "docker"], default=False)
+@nox.session(python=CI_PYTHON, tags=["bench"], default=False)
 def bench_status(session: nox.Session) -> None:
     """Time synthorg status --json against docker-compose ps; count API calls."""
     session.install(TEST_EXTRA)
