@@ -1,6 +1,6 @@
 """One status snapshot: config, engine, containers, readiness and probes.
 
-The snapshot holds facts only; :mod:`synthorg_tasks.status.verdict` judges
+The snapshot contains facts only; :mod:`synthorg_tasks.status.verdict` judges
 them. Collection never raises for an unhealthy stack: an unreachable engine
 or backend is recorded and becomes an issue. Only a config that cannot be
 read (malformed, too new, unreadable) raises, because status then exits 1.
