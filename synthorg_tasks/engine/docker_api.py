@@ -82,7 +82,7 @@ class PublishedPort:
 
 @dataclass(frozen=True)
 class ContainerInfo:
-    """What status and start need to know about one project container.
+    """Facts about one project container, as status and start use them.
 
     ``restart_count``, ``oom_killed``, ``started_at`` and ``finished_at`` are
     ``None`` when the container was not inspected (a running container that
@@ -113,7 +113,13 @@ class ContainerInfo:
 
     @property
     def needs_inspect(self) -> bool:
-        """Whether the list summary lacks facts the verdict needs."""
+        """Whether the list summary lacks facts the verdict needs.
+
+        A container that exited with code 0 (data-init after its run) needs
+        none: it was not OOM-killed, and its restart count does not matter.
+        """
+        if self.state == "exited" and self.exit_code == 0:
+            return False
         return self.state != "running" or self.health in {"unhealthy", "starting"}
 
 
@@ -390,7 +396,7 @@ class DockerApi:
         """Whether ``reference`` is in the local image store.
 
         A digest reference (``name@sha256:...``) must match one of the local
-        image's repo digests, so a retagged image never stands in for a pin.
+        image's repo digests, so a retagged image is never accepted in place of a pin.
         """
         import docker.errors
 
@@ -426,7 +432,7 @@ def connect(timeout: float, environ: Mapping[str, str] | None = None) -> DockerA
 
     Sends two requests, ``/_ping`` and ``/version``, each within ``timeout``
     seconds. Raises :class:`EngineUnreachable` (exit 4) when the SDK is
-    missing, the socket does not answer, or the daemon is not running.
+    missing, the socket refuses connections, or the daemon is not running.
     """
     try:
         import docker

@@ -4,6 +4,9 @@ Each service is pulled in its own thread and retried up to ``attempts``
 times, waiting ``retry_delay * 2**(n-1)`` seconds (at most 5 minutes)
 between tries. Failures are collected and reported together, each with its
 output tail.
+
+NOTE: progress is one line per state change (pulling, pulled, failed); the
+byte and layer counts of a rich progress display are not parsed yet.
 """
 
 from __future__ import annotations

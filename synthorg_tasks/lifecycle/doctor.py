@@ -134,7 +134,7 @@ def parse_checks(value: str) -> list[str]:
 
 
 class _Context:
-    """What the checks share: the tolerant load and a lazily opened engine."""
+    """State shared by the checks: the tolerant load and a lazily opened engine."""
 
     def __init__(self, data_dir: Path, out: Output, fix: bool) -> None:
         self.data_dir = data_dir

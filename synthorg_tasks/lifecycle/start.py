@@ -6,7 +6,7 @@ The steps, in order (each is one function below):
    here and contacts no engine;
 2. detect the engine (exit 4) and Compose (exit 1) before anything is
    touched, then take the lifecycle lock;
-3. verify the images (or say loudly why verification is off), then pull
+3. verify the images (or warn that verification is off, and why), then pull
    them, or with ``--no-pull`` prove every image is local;
 4. bind-test every published host port;
 5. ``compose up -d`` under a crash-loop monitor (or attached with
@@ -93,7 +93,7 @@ class StartRequest:
 
 @dataclass
 class StartResult:
-    """What start did, for the summary and ``--json``."""
+    """Outcome of a start, for the summary and ``--json``."""
 
     ready: bool
     urls: dict[str, str]
@@ -421,7 +421,7 @@ def run_start(
     """Run every step of ``start`` and return its summary."""
     env = dict(os.environ if environ is None else environ)
 
-    # Step 1: flags, config and the rendering that tells which images run.
+    # Step 1: flags, config and the rendering that names the images.
     timeout = _check_flags(request, env)
     config = _load(data_dir)
     pins = load_pins()

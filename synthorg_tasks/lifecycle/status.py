@@ -42,7 +42,11 @@ def parse_services(value: str | None, out: Output) -> tuple[str, ...] | None:
         if not name:
             continue
         if not grammars.SERVICE_FILTER_RE.fullmatch(name):
-            out.warn(f"ignoring invalid service name {name!r} (^[A-Za-z0-9_-]+$)")
+            # stderr, so also shown with --json; only --quiet hides it.
+            out.warn(
+                f"ignoring invalid service name {name!r} (^[A-Za-z0-9_-]+$)",
+                unsuppressible=not out.quiet,
+            )
             continue
         names.append(name)
     return tuple(names)

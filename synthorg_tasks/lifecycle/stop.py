@@ -11,7 +11,7 @@ from synthorg_tasks.lifecycle._stack import open_engine, require_compose_file
 from synthorg_tasks.logging import get_logger
 from synthorg_tasks.output import Output
 from synthorg_tasks.prompts import confirm
-from synthorg_tasks.state.config import Config, load_teardown
+from synthorg_tasks.state.config import load_teardown
 from synthorg_tasks.state.lock import LifecycleLock
 
 __all__ = ["StopRequest", "StopResult", "parse_stop_timeout", "run_stop"]
@@ -19,7 +19,6 @@ __all__ = ["StopRequest", "StopResult", "parse_stop_timeout", "run_stop"]
 _logger = get_logger("lifecycle")
 
 _TIMEOUT_PATTERN = re.compile(r"^([0-9]+)s?$")
-_DEFAULT_ENGINE_TIMEOUT = 15.0
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,7 @@ class StopRequest:
 
 @dataclass
 class StopResult:
-    """What stop did, for the summary and ``--json``."""
+    """Outcome of a stop, for the summary and ``--json``."""
 
     project: str
     stopped: list[str]
@@ -54,18 +53,11 @@ def parse_stop_timeout(value: str | None) -> int | None:
     return int(match.group(1))
 
 
-def _engine_timeout(config: Config) -> float:
-    try:
-        return config.tunable_seconds("status_docker_timeout")
-    except AttributeError:
-        return _DEFAULT_ENGINE_TIMEOUT
-
-
 def run_stop(request: StopRequest, data_dir: Path, out: Output) -> StopResult:
     """Validate, detect, confirm, lock, then ``compose down``."""
     timeout = parse_stop_timeout(request.timeout)
     config = load_teardown(data_dir)
-    session = open_engine(_engine_timeout(config), out)
+    session = open_engine(config.tunable_seconds("status_docker_timeout"), out)
     try:
         volumes = [
             str(v.get("Name")) for v in session.api.list_volumes(config.project_name)

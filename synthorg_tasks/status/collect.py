@@ -1,6 +1,6 @@
 """One status snapshot: config, engine, containers, readiness and probes.
 
-The snapshot holds facts only; :mod:`synthorg_tasks.status.verdict` judges
+The snapshot contains facts only; :mod:`synthorg_tasks.status.verdict` judges
 them. Collection never raises for an unhealthy stack: an unreachable engine
 or backend is recorded and becomes an issue. Only a config that cannot be
 read (malformed, too new, unreadable) raises, because status then exits 1.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -262,45 +263,41 @@ def _collect_containers(
             snapshot.boot_failures[container.service] = line
 
 
-def _probe_postgres(
-    snapshot: Snapshot, settings: StatusSettings, probe: PostgresProbe
-) -> None:
-    if not settings.uses_postgres:
-        return
+def _postgres_wanted(snapshot: Snapshot, settings: StatusSettings) -> bool:
+    return (
+        settings.uses_postgres
+        and snapshot.admitted("postgres")
+        and settings.postgres_port is not None
+        and bool(settings.postgres_password)
+    )
+
+
+def _postgres_gate(snapshot: Snapshot, settings: StatusSettings) -> PostgresOutcome:
+    """Return why PostgreSQL is not probed, from the containers found."""
     container = snapshot.container("postgres")
     if not snapshot.admitted("postgres") or container is None:
-        snapshot.postgres = PostgresOutcome("skipped", "postgres is not probed")
-        return
+        return PostgresOutcome("skipped", "postgres is not probed")
     if container.state != "running":
-        snapshot.postgres = PostgresOutcome("skipped", "postgres is not running")
-        return
-    if settings.postgres_port is None or not settings.postgres_password:
-        snapshot.postgres = PostgresOutcome("skipped", "no stored password")
-        return
-    snapshot.postgres = probe(
-        settings.probe_host,
-        settings.postgres_port,
-        settings.postgres_password,
-        settings.health_check_timeout,
+        return PostgresOutcome("skipped", "postgres is not running")
+    return PostgresOutcome("skipped", "no stored password")
+
+
+def _nats_wanted(snapshot: Snapshot, settings: StatusSettings) -> bool:
+    return (
+        settings.uses_nats
+        and snapshot.admitted("nats")
+        and settings.nats_client_port is not None
     )
 
 
-def _probe_nats(snapshot: Snapshot, settings: StatusSettings, probe: NatsProbe) -> None:
-    if not settings.uses_nats:
-        return
+def _nats_gate(snapshot: Snapshot) -> NatsOutcome | None:
+    """Return why NATS is not probed, or ``None`` when its result counts."""
     container = snapshot.container("nats")
     if not snapshot.admitted("nats") or container is None:
-        snapshot.nats = NatsOutcome("skipped", detail="nats is not probed")
-        return
-    if container.state != "running" or settings.nats_client_port is None:
-        snapshot.nats = NatsOutcome("skipped", detail="nats is not running")
-        return
-    snapshot.nats = probe(
-        settings.probe_host,
-        settings.nats_client_port,
-        settings.nats_max_payload_bytes,
-        settings.health_check_timeout,
-    )
+        return NatsOutcome("skipped", detail="nats is not probed")
+    if container.state != "running":
+        return NatsOutcome("skipped", detail="nats is not running")
+    return None
 
 
 def _volume(snapshot: Snapshot, api: DockerApi, settings: StatusSettings) -> None:
@@ -336,29 +333,59 @@ def collect_snapshot(
         return Snapshot(None, not_initialized=exc.message, services_filter=filters)
     snapshot = Snapshot(settings, services_filter=filters)
 
-    # Engine and containers: an unreachable engine is an issue, not an error.
     if connect is None:
         from synthorg_tasks.engine.docker_api import connect as connect_engine
 
         connect = connect_engine
-    api: DockerApi | None = None
-    try:
-        api = connect(settings.status_docker_timeout)
-        snapshot.engine = api.engine
-        _collect_containers(snapshot, api, settings)
-    except EngineError as exc:
-        snapshot.engine_error = exc.message
+    engine_connect = connect
+
+    def engine_step() -> DockerApi | None:
+        # An unreachable engine is an issue of the verdict, not an error.
+        try:
+            api = engine_connect(settings.status_docker_timeout)
+            snapshot.engine = api.engine
+            _collect_containers(snapshot, api, settings)
+        except EngineError as exc:
+            snapshot.engine_error = exc.message
+            return None
+        return api
+
+    # The probes run at the same time as the engine queries, because they wait
+    # on different servers. A probe result counts only when the container
+    # list shows its service running and admitted by the filter.
+    probe = readiness_probe or _readiness
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="status") as pool:
+        engine_future = pool.submit(engine_step)
+        readiness_future = pool.submit(probe, settings)
+        postgres_future = None
+        if _postgres_wanted(snapshot, settings):
+            assert settings.postgres_port is not None
+            assert settings.postgres_password is not None
+            postgres_future = pool.submit(
+                postgres_probe,
+                settings.probe_host,
+                settings.postgres_port,
+                settings.postgres_password,
+                settings.health_check_timeout,
+            )
+        nats_future = None
+        if _nats_wanted(snapshot, settings):
+            assert settings.nats_client_port is not None
+            nats_future = pool.submit(
+                nats_probe,
+                settings.probe_host,
+                settings.nats_client_port,
+                settings.nats_max_payload_bytes,
+                settings.health_check_timeout,
+            )
+        api = engine_future.result()
+        snapshot.readiness = readiness_future.result()
+        _apply_probes(snapshot, settings, postgres_future, nats_future)
+
     if with_compose_version:
         snapshot.compose_version = (compose_version or _compose_version)()
-
-    # Readiness always runs, whatever the filter.
-    probe = readiness_probe or _readiness
-    snapshot.readiness = probe(settings)
-
-    _probe_postgres(snapshot, settings, postgres_probe)
-    _probe_nats(snapshot, settings, nats_probe)
     if api is not None:
-        if wide and settings.uses_postgres and snapshot.engine_error is None:
+        if wide and settings.uses_postgres:
             try:
                 _volume(snapshot, api, settings)
             except EngineError as exc:
@@ -366,6 +393,27 @@ def collect_snapshot(
         snapshot.api_calls = api.request_count
         api.close()
     return snapshot
+
+
+def _apply_probes(
+    snapshot: Snapshot,
+    settings: StatusSettings,
+    postgres_future: Future[PostgresOutcome] | None,
+    nats_future: Future[NatsOutcome] | None,
+) -> None:
+    if settings.uses_postgres:
+        container = snapshot.container("postgres")
+        running = container is not None and container.state == "running"
+        if postgres_future is not None and running:
+            snapshot.postgres = postgres_future.result()
+        else:
+            snapshot.postgres = _postgres_gate(snapshot, settings)
+    if settings.uses_nats:
+        gate = _nats_gate(snapshot)
+        if gate is None and nats_future is not None:
+            snapshot.nats = nats_future.result()
+        else:
+            snapshot.nats = gate or NatsOutcome("skipped", detail="nats is not running")
 
 
 def _readiness(settings: StatusSettings) -> ReadinessResult:

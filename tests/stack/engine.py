@@ -138,6 +138,7 @@ def running_engine(folder: Path) -> Iterator[str]:
         yield host
     finally:
         stop_dockerd(folder)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

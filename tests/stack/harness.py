@@ -227,3 +227,17 @@ def compose_down(install: Install, *args: Sequence[str]) -> None:
         check=False,
         timeout=180,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``sweep [PREFIX]``: remove containers, volumes and networks of test projects."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] != "sweep":
+        print("usage: python -m tests.stack.harness sweep [PREFIX]", file=sys.stderr)
+        return 2
+    sweep_project_label(args[1] if len(args) > 1 else "st-")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -84,9 +84,10 @@ def test_inspect_drops_container_environment() -> None:
 
 
 def _snapshot_calls(containers: int) -> int:
-    summaries = [summary("backend", index=1)] + [
-        summary(f"worker{n}", index=n + 10) for n in range(containers - 1)
-    ]
+    summaries = [
+        summary("backend", index=1),
+        summary("data-init", "exited", "Exited (0) 5 minutes ago", index=2),
+    ] + [summary(f"worker{n}", index=n + 10) for n in range(containers - 2)]
     api, engine = fake_api(summaries)
     collect_snapshot(
         Path("/srv/synthorg"),
