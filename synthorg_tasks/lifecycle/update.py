@@ -360,9 +360,7 @@ def default_verifier(skip: bool, environ: Mapping[str, str]) -> Verifier:
         trusted_root: str | None,
         platform: str,
     ) -> VerifyOutcome:
-        from synthorg_tasks.lifecycle.verify import build_trust
         from synthorg_tasks.verify import pipeline
-        from synthorg_tasks.verify.registry import RegistryClient
 
         overrides = active_overrides(config, pins, environ)
         if skip:
@@ -371,16 +369,14 @@ def default_verifier(skip: bool, environ: Mapping[str, str]) -> Verifier:
         if overrides:
             pipeline.override_warning(overrides)
             return unverified_outcome(config, target, "off")
-        trust = build_trust(config, trusted_root, environ)
+        trust = pipeline.TrustSettings.from_config(config, trusted_root, environ)
         outcome = pipeline.verify_images_with_cache(
             config,
             pins,
             target_tag=target,
             platform=platform,
             trust=trust,
-            registry_factory=lambda host: RegistryClient(
-                host, timeout=trust.http_timeout
-            ),
+            registry_factory=pipeline.default_registry_factory(trust.http_timeout),
             deadline=budget,
         )
         groups = set(outcome.groups.values())

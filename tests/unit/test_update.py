@@ -669,3 +669,57 @@ def test_cli_update_without_engine_exits_4(install: Installer, synthorg: Any) ->
     assert result.code == ExitCode.UNREACHABLE
     assert "Docker engine not reachable" in result.stderr
     assert _files(data_dir) == before
+
+
+# ---------------------------------------------------------------------------
+# The default verifier: the shared pipeline, or loudly off
+
+
+def test_default_verifier_uses_cache_offline(install: Installer) -> None:
+    data_dir = install()
+    config = load_strict(data_dir).replace(
+        verified_digests={"backend": DIGEST, "web": DIGEST},
+        verified_image_tag="0.7.0",
+    )
+    verify = update.default_verifier(False, {})
+    # Both groups are current (SQLite has no DHI image), so the pipeline
+    # answers from the cache without any request.
+    outcome = verify(config, load_pins(), "0.7.0", 30.0, None, "linux/amd64")
+    assert outcome.mode == "cached"
+    assert outcome.synthorg_verified
+    assert outcome.digests == {"backend": DIGEST, "web": DIGEST}
+
+
+@pytest.mark.parametrize(
+    ("skip", "overrides", "mode", "warning"),
+    [
+        pytest.param(True, {}, "skipped", "--skip-verify is set", id="skip"),
+        pytest.param(
+            False,
+            {"registry_host": "127.0.0.1:5000"},
+            "off",
+            "registry_host override the pinned registry",
+            id="override",
+        ),
+    ],
+)
+def test_default_verifier_off_warns(
+    install: Installer,
+    capsys: pytest.CaptureFixture[str],
+    skip: bool,
+    overrides: dict[str, str],
+    mode: str,
+    warning: str,
+) -> None:
+    data_dir = install()
+    config = load_strict(data_dir).replace(
+        verified_digests={"backend": DIGEST, "web": DIGEST, "dhi:x": DIGEST},
+        verified_image_tag="0.7.0",
+        **overrides,
+    )
+    verify = update.default_verifier(skip, {})
+    outcome = verify(config, load_pins(), "0.8.0", 30.0, None, "linux/amd64")
+    assert outcome.mode == mode
+    assert not outcome.synthorg_verified
+    assert outcome.digests == {"dhi:x": DIGEST}
+    assert warning in capsys.readouterr().err
