@@ -151,3 +151,36 @@ def registry(session: nox.Session) -> None:
         _pytest(
             session, "tests/verify", "-m", "registry", env={REGISTRY_HOST_ENV: host}
         )
+
+
+@nox.session(python=CI_PYTHON, tags=["docker"], default=False)
+@nox.parametrize("bus", ["internal", "nats"])
+@nox.parametrize("db", ["sqlite", "postgres"])
+def stack(session: nox.Session, db: str, bus: str) -> None:
+    """Run tests/stack on a real Docker engine with locally built stand-in images.
+
+    A private dockerd is started (and stopped by its pid) when no engine
+    answers. Test projects are swept by label before and after pytest.
+    """
+    import tempfile
+
+    from tests.stack.engine import running_engine
+
+    session.install(TEST_EXTRA)
+    env = {"SYNTHORG_STACK_DB": db, "SYNTHORG_STACK_BUS": bus}
+    folder = Path(tempfile.mkdtemp(prefix="synthorg-dockerd-"))
+    with running_engine(folder) as host:
+        env["DOCKER_HOST"] = host
+        session.run("python", "-m", "tests.images.build", env=env)
+        session.run("python", "-m", "tests.stack.harness", "sweep", env=env)
+        try:
+            _pytest(session, "tests/stack", "-m", "docker", env=env)
+        finally:
+            session.run("python", "-m", "tests.stack.harness", "sweep", env=env)
+
+
+@nox.session(python=CI_PYTHON, tags=["bench"], default=False)
+def bench_status(session: nox.Session) -> None:
+    """Time synthorg status --json against docker-compose ps; count API calls."""
+    session.install(TEST_EXTRA)
+    session.run("python", "benchmarks/bench_status.py", *session.posargs)

@@ -13,11 +13,13 @@ def build_namespace(include_dev: bool = False) -> Collection:
     ``include_dev`` adds the checkout-only ``pins`` collection, which edits
     ``config/pins.toml`` and is therefore absent from the installed program.
     """
-    from synthorg_tasks.tasks import core, db
+    from synthorg_tasks.tasks import core, db, stack
     from synthorg_tasks.tasks import verify as verify_tasks
 
     root = Collection()
     root.add_task(core.init)
+    for task in (stack.start, stack.stop, stack.status, stack.logs, stack.doctor):
+        root.add_task(task)
     root.add_collection(db.build_collection())
     root.add_task(verify_tasks.verify)
     if include_dev:

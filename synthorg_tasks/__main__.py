@@ -1,0 +1,5 @@
+"""``python -m synthorg_tasks``: the ``synthorg`` program without the console script."""
+
+from synthorg_tasks.program import main
+
+main()

@@ -1,0 +1,2 @@
+-- A table the stack tests write through the stand-in backend.
+CREATE TABLE stack_rows (value VARCHAR(200) PRIMARY KEY);
