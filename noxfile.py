@@ -164,7 +164,7 @@ def config_processes(session: nox.Session) -> None:
     )
 
 
-@nox.session(python=CI_PYTHON, tags=["docker"], default=False)
+@nox.session(python=CI_PYTHON, tags=["ci", "docker"], default=False)
 @nox.parametrize("bus", ["internal", "nats"])
 @nox.parametrize("db", ["sqlite", "postgres"])
 def stack(session: nox.Session, db: str, bus: str) -> None:

@@ -414,6 +414,7 @@ def run_init(
     pins: Pins | None = None,
     volume_probe: VolumeProbe | None = None,
     container_probe: ContainerProbe | None = None,
+    compose_check: Callable[[], str | None] | None = None,
     lock_timeout: float | None = None,
 ) -> InitResult:
     """Run ``init`` for ``data_dir``; raise a :class:`SynthorgError` on any failure."""
@@ -423,6 +424,12 @@ def run_init(
     # Step 1: every flag value is checked before anything else happens.
     resolved = _resolve_flags(req)
     check_data_dir_owner(data_dir)
+    # A Compose too old for service_completed_successfully fails now; none at
+    # all only warns, because start is the command that needs it.
+    if compose_check is not None:
+        missing = compose_check()
+        if missing:
+            warnings.append(missing)
     for existing in (COMPOSE_FILE, NATS_CONF_FILE, "config.json"):
         if (data_dir / existing).is_symlink():
             raise ConfigError(

@@ -56,6 +56,7 @@ def init(
     common: CommonOptions,
 ) -> None:
     """Write config.json, compose.yml and nats.conf for a new or existing install."""
+    from synthorg_tasks.engine.compose_check import check_compose_for_init
     from synthorg_tasks.engine.init_probes import (
         project_has_containers,
         project_volume_exists,
@@ -87,5 +88,6 @@ def init(
         common.out,
         volume_probe=project_volume_exists,
         container_probe=project_has_containers,
+        compose_check=check_compose_for_init,
     )
     report_init(result, common.out)
