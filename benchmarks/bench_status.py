@@ -65,6 +65,8 @@ def _add_labelled_containers(image: str, count: int) -> None:
             "-d",
             "--pull",
             "never",
+            "--network",
+            "none",
             "--name",
             f"{PROJECT}_extra{index}_1",
             "--label",

@@ -173,6 +173,8 @@ def _build(
     args = [
         "build",
         "--quiet",
+        "--network",
+        "none",
         "--label",
         f"{CONTENT_HASH_LABEL}={content_hash}",
         "--tag",

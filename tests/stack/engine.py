@@ -3,8 +3,10 @@
 The daemon gets its own data root, exec root, pid file and socket under one
 folder, and no NAT route off the machine (``--iptables=false
 --ip6tables=false --ip-forward=false``): containers reach each other on
-their bridge network and the host through ports published on 127.0.0.1.
-It is stopped by its pid, never by name.
+their project network and the host through ports published on 127.0.0.1.
+It has no default bridge (``--bridge=none``), so it never creates or
+deletes the host's ``docker0`` that other daemons may use. It is stopped by
+its pid, never by name.
 
 From nox or pytest::
 
@@ -86,6 +88,10 @@ def start_dockerd(folder: Path) -> str:
             "--iptables=false",
             "--ip6tables=false",
             "--ip-forward=false",
+            # No default bridge: docker0 is shared by every daemon on the host,
+            # and a daemon that stops deletes it. Compose projects use their
+            # own networks, and builds and one-off containers use none.
+            "--bridge=none",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

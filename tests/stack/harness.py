@@ -167,9 +167,15 @@ class Install:
 
 def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run the docker CLI against the engine of DOCKER_HOST."""
-    return subprocess.run(
-        ["docker", *args], capture_output=True, text=True, check=check, timeout=120
+    completed = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, check=False, timeout=120
     )
+    if check and completed.returncode != 0:
+        raise AssertionError(
+            f"docker {' '.join(args)} exited {completed.returncode}: "
+            f"{completed.stderr.strip()}"
+        )
+    return completed
 
 
 def sweep_project_label(prefix: str) -> None:

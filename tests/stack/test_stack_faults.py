@@ -57,7 +57,9 @@ def test_second_start_fails_on_lock(faults: Install) -> None:
 
 
 def test_ctrl_c_during_start_exits_130(faults: Install) -> None:
-    stopped = faults.run("stop", "--timeout", "2")
+    # Fresh volumes make compose up wait for PostgreSQL's first initialisation,
+    # so the interrupt lands while Compose runs.
+    stopped = faults.run("stop", "--volumes", "--yes", "--timeout", "2")
     assert stopped.code == 0, stopped.stderr
     before = (faults.data_dir / "config.json").read_bytes()
     process = faults.popen("start", "--no-pull", "-v")
@@ -67,10 +69,11 @@ def test_ctrl_c_during_start_exits_130(faults: Install) -> None:
         line = process.stderr.readline()
         if "starting project" in line or not line:
             break
-    time.sleep(1.0)
+    time.sleep(0.5)
     process.send_signal(signal.SIGINT)
     _stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
+    assert "interrupted" in stderr
     leftovers = [p.name for p in faults.data_dir.iterdir() if ".tmp-" in p.name]
     assert leftovers == []
     assert (faults.data_dir / "config.json").read_bytes() == before

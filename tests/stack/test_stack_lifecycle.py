@@ -138,6 +138,8 @@ def test_volume_ownership(stack: Install, images: StandInImages) -> None:
         "--rm",
         "--pull",
         "never",
+        "--network",
+        "none",
         *mounts,
         images.data_init,
         "stat",
