@@ -21,7 +21,13 @@ from tests.stack.conftest import Cell
 from tests.stack.harness import Install, compose_down, docker, sweep_project_label
 from tests.verify.local_registry import registry_binary, running_registry
 
-pytestmark = [pytest.mark.docker, pytest.mark.registry, pytest.mark.slow]
+# The scenario does not depend on the matrix cell, so it runs in one.
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.registry,
+    pytest.mark.slow,
+    pytest.mark.cell("full"),
+]
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -32,9 +38,6 @@ UNPUSHED_TAG = "u3"
 @pytest.fixture(scope="module")
 def registry_host(cell: Cell) -> Iterator[str]:
     """A docker-registry on 127.0.0.1 for this module, stopped afterwards."""
-    # The scenario does not depend on the matrix cell, so it runs in one.
-    if not cell.full:
-        pytest.skip("the update scenario runs in the postgres + nats cell only")
     binary = registry_binary()
     require("registry", binary is not None, "docker-registry is not installed")
     assert binary is not None
