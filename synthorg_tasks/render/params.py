@@ -78,11 +78,13 @@ def active_overrides(
 
 def synthorg_group_current(config: Config, pins: Pins, target_tag: str) -> bool:
     """Return whether the cached SynthOrg digests were verified for ``target_tag``."""
-    digests = config.verified_digests
-    return (
-        config.verified_image_tag == target_tag
-        and bool(digests)
-        and all(name in digests for name in pins.synthorg.images)
+    from synthorg_tasks.verify import cache
+
+    return cache.synthorg_group_current(
+        config.verified_digests,
+        config.verified_image_tag,
+        target_tag,
+        pins.synthorg.images,
     )
 
 
