@@ -59,8 +59,12 @@ def rewrite_space_form(argv: Sequence[str]) -> list[str]:
             index += 2 if arg in _VALUE_FLAGS else 1
             continue
         tasks = _SUB_COLLECTIONS.get(arg)
-        if tasks and index + 1 < len(args) and args[index + 1] in tasks:
-            args[index : index + 2] = [f"{arg}.{args[index + 1]}"]
+        following = args[index + 1] if index + 1 < len(args) else None
+        if tasks and following in tasks:
+            args[index : index + 2] = [f"{arg}.{following}"]
+        elif tasks and following in (None, "--help", "-h"):
+            # "synthorg config" or "synthorg config --help" lists its tasks.
+            args[index : index + 2] = ["--list", arg]
         return args
     return args
 

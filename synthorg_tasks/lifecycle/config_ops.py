@@ -604,6 +604,22 @@ def replace_config(
     if current != expected:
         raise ConfigError(changed_elsewhere)
     old = load_strict(data_dir)
+    # The PostgreSQL volume keeps the password it was created with, so a new
+    # password in config.json alone would lock the backend out.
+    if (
+        old.uses_postgres
+        and candidate.uses_postgres
+        and old.postgres_password != candidate.postgres_password
+    ):
+        raise ConfigInvalid(
+            "postgres_password cannot be changed by editing or importing "
+            "config.json: the PostgreSQL volume keeps the password it was created "
+            "with; nothing was changed",
+            hints=[
+                "keep the stored postgres_password, or re-create the volume "
+                "(synthorg stop --volumes) and run 'synthorg init'"
+            ],
+        )
     invalidate = _cache_keys_changed(old, candidate)
     result = write_change(old, candidate, lock, pins, invalidate=invalidate)
     warnings = [

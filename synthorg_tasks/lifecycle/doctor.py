@@ -446,6 +446,11 @@ def run_doctor(request: DoctorRequest, data_dir: Path, out: Output) -> DoctorRes
     if not request.no_report and data_dir.is_dir():
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         path = data_dir / f"synthorg-diagnostic-{stamp}.txt"
+        # Two runs within one second must not overwrite each other's report.
+        serial = 1
+        while path.exists():
+            serial += 1
+            path = data_dir / f"synthorg-diagnostic-{stamp}-{serial}.txt"
         atomic_write(path, _report_text(doctor, data_dir).encode("utf-8"), mode=0o600)
         doctor.report_path = path
     _logger.info("doctor verdict %s", doctor.verdict)

@@ -37,6 +37,7 @@ from synthorg_tasks.errors import (
     SynthorgError,
     Unhealthy,
     UsageError,
+    VerificationError,
 )
 from synthorg_tasks.health.readiness import (
     ReadinessResult,
@@ -151,27 +152,36 @@ def _urls(config: Config) -> dict[str, str]:
 
 def _verification_mode(
     request: StartRequest, overrides: list[str]
-) -> tuple[str, str | None]:
-    """Return (mode, warning) for the verification step."""
-    if overrides:
-        keys = ", ".join(overrides)
-        return "skipped", (
-            f"WARNING: {keys} override the pinned registry or tags; image "
-            "verification is OFF"
-        )
-    if request.no_pull:
-        return "skipped", None
+) -> tuple[str, list[str]]:
+    """Return the verification mode and every warning that applies to it.
+
+    Each reason to skip verification prints its own warning, so an override
+    and ``--skip-verify`` together print both. A broken installation without
+    the verification pipeline fails closed instead of starting unverified.
+    """
+    warnings = []
     if request.skip_verify:
-        return "skipped", (
+        warnings.append(
             "WARNING: --skip-verify is set; images will be pulled WITHOUT "
             "signature or provenance checks"
         )
-    if _pipeline() is None:
-        return "skipped", (
-            "WARNING: image verification is not available in this installation; "
-            "image verification is OFF and the images are unverified"
+    if overrides:
+        warnings.append(
+            f"WARNING: {', '.join(overrides)} override the pinned registry or "
+            "tags; image verification is OFF"
         )
-    return "verify", None
+    if warnings or request.no_pull:
+        return "skipped", warnings
+    if _pipeline() is None:
+        raise VerificationError(
+            "image verification is unavailable: synthorg_tasks.verify.pipeline "
+            "cannot be imported; nothing was started",
+            hints=[
+                "reinstall synthorg-tasks with its dependencies, or pass "
+                "--skip-verify to start unverified images"
+            ],
+        )
+    return "verify", []
 
 
 def _plan(
@@ -474,8 +484,10 @@ def run_start(
     files = render_files(config, pins)
     images = files.params.images.by_service()
     budget = timeout or config.tunable_seconds("health_wait_timeout", env)
-    mode, warning = _verification_mode(request, list(files.params.overrides))
+    mode, warnings = _verification_mode(request, list(files.params.overrides))
     if request.dry_run:
+        for warning in warnings:
+            out.warn(warning, unsuppressible=True)
         plan = _plan(config, files, request, budget, mode)
         return StartResult(False, _urls(config), images, {}, dry_run=True, plan=plan)
 
@@ -483,7 +495,7 @@ def run_start(
     session = open_engine(config.tunable_seconds("status_docker_timeout", env), out)
     try:
         verification, baseline = _locked_steps(
-            request, session, config, pins, files, mode, warning, out
+            request, session, config, pins, files, mode, warnings, out
         )
         ready = False
         if not request.no_detach and not request.no_wait:
@@ -500,7 +512,7 @@ def _locked_steps(
     pins: Pins,
     files: RenderedFiles,
     mode: str,
-    warning: str | None,
+    warnings: list[str],
     out: Output,
 ) -> tuple[dict[str, str], Baseline | None]:
     from synthorg_tasks.lifecycle.init import bind_address_warning
@@ -516,7 +528,7 @@ def _locked_steps(
 
         # Step 3: verification, then pull (or prove the images are local).
         verification = {"synthorg": "skipped", "dhi": "skipped"}
-        if warning:
+        for warning in warnings:
             out.warn(warning, unsuppressible=True)
         if mode == "verify":
             config, pinned, verification = _verify(

@@ -21,13 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from synthorg_tasks import grammars
-from synthorg_tasks.errors import ConfigError, SynthorgError, UsageError
+from synthorg_tasks.errors import (
+    ConfigError,
+    NotInitialized,
+    SynthorgError,
+    UsageError,
+)
 from synthorg_tasks.logging import get_logger
 from synthorg_tasks.output import Output
 from synthorg_tasks.prompts import confirm
 from synthorg_tasks.state.config import load_teardown
 from synthorg_tasks.state.lock import LifecycleLock, lock_path
-from synthorg_tasks.state.paths import COMPOSE_FILE
+from synthorg_tasks.state.paths import COMPOSE_FILE, CONFIG_FILE
 
 __all__ = [
     "StackStopper",
@@ -140,6 +145,15 @@ def run_uninstall(
     if not data_dir.exists():
         raise UsageError(
             f"nothing to uninstall: {data_dir} does not exist",
+            hints=["pass --data-dir with the folder of the install"],
+        )
+    # A folder without config.json is not an install: a mistyped --data-dir
+    # must never delete whatever folder it happens to name.
+    config_file = data_dir / CONFIG_FILE
+    if not (config_file.is_file() or config_file.is_symlink()):
+        raise NotInitialized(
+            f"nothing to uninstall: {data_dir} holds no {CONFIG_FILE}, so it is not "
+            "a SynthOrg install; nothing was removed",
             hints=["pass --data-dir with the folder of the install"],
         )
     project = _project_of(data_dir, warnings)

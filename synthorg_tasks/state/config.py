@@ -261,9 +261,16 @@ class Config:
         try:
             return grammars.parse_duration(str(value))
         except ValueError as exc:
+            spec = _TUNABLE_BY_KEY[key]
+            env = os.environ if environ is None else environ
+            if env.get(spec.env, "").strip():
+                raise ConfigInvalid(
+                    f"{spec.env}: {value!r} is invalid ({exc})",
+                    hints=[f"fix or unset {spec.env}, e.g. {spec.env}={spec.default}"],
+                ) from None
             raise ConfigInvalid(
                 f"config: {key}: {value!r} is invalid ({exc})",
-                hints=[f"fix it with: synthorg config set {key} 30s"],
+                hints=[f"fix it with: synthorg config set {key} {spec.default}"],
             ) from None
 
 
@@ -460,7 +467,7 @@ def _coerce_enum(builder: _Builder, key: str, value: str) -> str:
             f"(allowed: {', '.join(allowed)})"
         )
         # Coercions are unsuppressible: they change what this run does.
-        print(line, file=sys.stderr)
+        print(mask(line), file=sys.stderr)
         builder.coerced.append(key)
         return default
     builder.problem(key, value, f"allowed: {', '.join(allowed)}")
@@ -487,6 +494,12 @@ def _build(
         )
     if version < 0:
         b.problem("schema_version", version, "0 or 1")
+
+    # The password is registered before anything can echo a stored value, so
+    # a password pasted into another field is masked in every message.
+    stored_password = doc.get("postgres_password")
+    if isinstance(stored_password, str):
+        register_secret(stored_password)
 
     # 2. Types of every known key.
     values: dict[str, Any] = {}

@@ -138,7 +138,13 @@ def _rule_service_missing(snapshot: Snapshot, verdict: Verdict) -> None:
 
 
 def _unhealthy(snapshot: Snapshot) -> list[ContainerInfo]:
-    return [c for c in snapshot.containers if c.health == "unhealthy"]
+    # Docker keeps the last health status on a stopped container; a stopped
+    # service is judged by the not-running rule instead.
+    return [
+        c
+        for c in snapshot.containers
+        if c.health == "unhealthy" and c.state in ("running", "restarting")
+    ]
 
 
 def _rule_unhealthy(snapshot: Snapshot, verdict: Verdict) -> None:

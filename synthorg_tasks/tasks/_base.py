@@ -93,6 +93,12 @@ class CommonOptions:
         """Resolve the data dir from the flag, the environment or the default."""
         return resolve_data_dir(self.data_dir_flag)
 
+    def data_dir_as_given(self) -> str | None:
+        """Return the data dir exactly as the flag or ``SYNTHORG_DATA_DIR`` gave it."""
+        if self.data_dir_flag:
+            return self.data_dir_flag
+        return os.environ.get("SYNTHORG_DATA_DIR", "").strip() or None
+
 
 def _color_allowed(no_color: bool, plain: bool) -> bool:
     if no_color or plain:

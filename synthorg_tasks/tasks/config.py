@@ -134,7 +134,9 @@ def _split_pair(text: str) -> tuple[str, str]:
     return key, value
 
 
-def _report_change(common: CommonOptions, result: Any, project: str) -> None:
+def _report_change(
+    common: CommonOptions, result: Any, project: str, verb: str = "Set"
+) -> None:
     for warning in result.warnings:
         common.out.warn(warning, unsuppressible=True)
     if common.out.json:
@@ -147,7 +149,7 @@ def _report_change(common: CommonOptions, result: Any, project: str) -> None:
         )
         return
     for key, value in result.changes:
-        common.out.data(f"Set {key} = {value}")
+        common.out.data(f"{verb} {key} = {value}")
     if result.cache_cleared:
         common.out.info("(verified image digests cleared: the next start verifies)")
     if result.compose_regenerated:
@@ -191,7 +193,7 @@ def config_unset(c: Any, key: str, *, common: CommonOptions) -> None:
     from synthorg_tasks.lifecycle.config_ops import run_unset
 
     result = run_unset(common.data_dir(), key)
-    _report_change(common, result, result.config.project_name)
+    _report_change(common, result, result.config.project_name, verb="Unset")
 
 
 def _report_replace(common: CommonOptions, result: Any, project: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from synthorg_tasks.tasks._base import CommonOptions, synthorg_task
@@ -34,8 +35,13 @@ def _report(common: CommonOptions, result: Any, done: str) -> None:
 )
 def uninstall(c: Any, keep_data: bool = False, *, common: CommonOptions) -> None:
     """Stop the stack and delete its volumes and data dir, after confirmation."""
-    from synthorg_tasks.lifecycle.teardown import run_uninstall
+    from synthorg_tasks.lifecycle.teardown import check_removable, run_uninstall
 
+    given = common.data_dir_as_given()
+    if given is not None and not keep_data:
+        # Reject a relative path as typed, before it is resolved against the
+        # working folder.
+        check_removable(os.path.expanduser(given))
     data_dir = common.data_dir()
     result = run_uninstall(data_dir, common.out, keep_data=keep_data, yes=common.yes)
     if result.data_dir_removed:

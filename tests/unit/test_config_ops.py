@@ -548,3 +548,35 @@ def test_import_invalid_writes_nothing(install: Installer, tmp_path: Path) -> No
     assert "bus_backend" in caught.value.message
     assert "line 1" in caught.value.message
     assert _files(data_dir) == before
+
+
+def test_import_rejects_new_password(install: Installer, tmp_path: Path) -> None:
+    data_dir = install("postgres", "nats")
+    before = _files(data_dir)
+    document = json.loads((data_dir / "config.json").read_text())
+    document["postgres_password"] = "N" * 43
+    source = tmp_path / "import.json"
+    source.write_text(json.dumps(document))
+    with pytest.raises(ConfigError) as caught:
+        config_ops.run_import(data_dir, source)
+    assert "postgres_password cannot be changed" in caught.value.message
+    assert "N" * 43 not in caught.value.message
+    assert _files(data_dir) == before
+
+
+def test_coercion_line_masks_password(
+    install: Installer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from synthorg_tasks.state.secrets import clear_secrets
+
+    data_dir = install("postgres", "internal")
+    document = json.loads((data_dir / "config.json").read_text())
+    password = document["postgres_password"]
+    document["channel"] = "zz" + password
+    (data_dir / "config.json").write_text(json.dumps(document))
+    clear_secrets()
+    capsys.readouterr()
+    load_strict(data_dir)
+    err = capsys.readouterr().err
+    assert "channel: unknown value" in err
+    assert password not in err

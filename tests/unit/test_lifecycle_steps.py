@@ -183,37 +183,48 @@ def test_start_timeout_parsed() -> None:
 
 
 def test_verification_off_for_custom_registry() -> None:
-    mode, warning = _verification_mode(
+    mode, warnings = _verification_mode(
         StartRequest(), ["registry_host", "nats_image_tag"]
     )
     assert mode == "skipped"
-    assert warning == (
+    assert warnings == [
         "WARNING: registry_host, nats_image_tag override the pinned registry or "
         "tags; image verification is OFF"
-    )
+    ]
 
 
 def test_verification_off_for_custom_registry_even_with_no_pull() -> None:
-    _mode, warning = _verification_mode(StartRequest(no_pull=True), ["registry_host"])
-    assert warning is not None
-    assert "image verification is OFF" in warning
+    _mode, warnings = _verification_mode(StartRequest(no_pull=True), ["registry_host"])
+    assert len(warnings) == 1
+    assert "image verification is OFF" in warnings[0]
 
 
 def test_verification_skip_verify_warns() -> None:
-    mode, warning = _verification_mode(StartRequest(skip_verify=True), [])
+    mode, warnings = _verification_mode(StartRequest(skip_verify=True), [])
     assert mode == "skipped"
-    assert warning is not None
-    assert "--skip-verify" in warning
+    assert warnings == [
+        "WARNING: --skip-verify is set; images will be pulled WITHOUT signature or "
+        "provenance checks"
+    ]
 
 
-def test_verification_without_pipeline_is_off_loudly() -> None:
+def test_skip_verify_and_override_both_warn() -> None:
+    _mode, warnings = _verification_mode(
+        StartRequest(skip_verify=True), ["registry_host"]
+    )
+    assert len(warnings) == 2
+    assert "--skip-verify" in warnings[0]
+    assert "registry_host" in warnings[1]
+
+
+def test_verification_without_pipeline_fails_closed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from synthorg_tasks.errors import VerificationError
     from synthorg_tasks.lifecycle import start
 
-    mode, warning = _verification_mode(StartRequest(), [])
-    if start._pipeline() is None:
-        assert mode == "skipped"
-        assert warning is not None
-        assert "image verification is OFF" in warning
-    else:
-        assert mode == "verify"
-        assert warning is None
+    assert _verification_mode(StartRequest(), []) == ("verify", [])
+    monkeypatch.setattr(start, "_pipeline", lambda: None)
+    with pytest.raises(VerificationError) as caught:
+        _verification_mode(StartRequest(), [])
+    assert "unavailable" in caught.value.message

@@ -30,6 +30,8 @@ REPO = Path(__file__).resolve().parents[2]
         (["synthorg", "config", "bogus"], ["synthorg", "config", "bogus"]),
         (["synthorg", "init", "config", "get"], ["synthorg", "init", "config", "get"]),
         (["synthorg", "--", "config", "get"], ["synthorg", "--", "config", "get"]),
+        (["synthorg", "config", "--help"], ["synthorg", "--list", "config"]),
+        (["synthorg", "db"], ["synthorg", "--list", "db"]),
     ],
     ids=[
         "config-get",
@@ -38,6 +40,8 @@ REPO = Path(__file__).resolve().parents[2]
         "unknown-task",
         "not-first-positional",
         "after-double-dash",
+        "collection-help",
+        "collection-alone",
     ],
 )
 def test_space_form_rewrite(argv: list[str], expected: list[str]) -> None:

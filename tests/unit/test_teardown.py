@@ -159,3 +159,29 @@ def test_cli_uninstall_without_yes_exits_2(install: Installer, synthorg: Any) ->
     assert result.code == ExitCode.USAGE
     assert "refusing to uninstall without confirmation; pass --yes" in result.stderr
     assert data_dir.exists()
+
+
+def test_uninstall_refuses_folder_without_config(tmp_path: Path) -> None:
+    from synthorg_tasks.errors import NotInitialized
+    from synthorg_tasks.lifecycle.teardown import run_uninstall
+    from synthorg_tasks.output import Output
+
+    victim = tmp_path / "victim"
+    (victim / "sub").mkdir(parents=True)
+    (victim / "sub" / "doc.txt").write_text("important")
+    with pytest.raises(NotInitialized) as caught:
+        run_uninstall(victim, Output(), keep_data=False, yes=True)
+    assert "not a SynthOrg install" in caught.value.message
+    assert (victim / "sub" / "doc.txt").read_text() == "important"
+
+
+def test_cli_uninstall_rejects_relative_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, synthorg: Any
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rel").mkdir()
+    (tmp_path / "rel" / "config.json").write_text("{}")
+    result = synthorg("uninstall", "--data-dir", "rel", "--yes")
+    assert result.code == 2
+    assert "absolute path" in result.stderr
+    assert (tmp_path / "rel" / "config.json").exists()

@@ -344,3 +344,19 @@ def test_settings_expected_services() -> None:
 
 def test_container_builder_running_health() -> None:
     assert container("web").health == "none"
+
+
+def test_stopped_edge_with_stale_unhealthy_is_degraded() -> None:
+    # Docker keeps Health.Status "unhealthy" on a container it stopped.
+    snapshot = replace(
+        healthy_snapshot("postgres", "nats"),
+        "web",
+        state="exited",
+        health="unhealthy",
+        exit_code=0,
+    )
+    verdict = evaluate(snapshot)
+    assert "container_unhealthy" not in codes(snapshot)
+    assert "service_not_running" in codes(snapshot)
+    assert verdict.level == Level.DEGRADED
+    assert exit_code(verdict) == 5
