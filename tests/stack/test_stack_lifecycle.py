@@ -185,8 +185,13 @@ def test_limits_visible_in_host_config(stack: Install, cell: Cell) -> None:
         assert host_config["PidsLimit"] == pids, service  # type: ignore[index]
 
 
-def test_second_start_not_blocked_by_own_ports(stack: Install) -> None:
-    _start(stack)
+def test_second_start_not_blocked_by_own_ports(stack: Install, cell: Cell) -> None:
+    completed = stack.run("start", "--no-pull", "--json")
+    assert completed.code == 0, completed.stderr
+    document = completed.json()
+    assert document["ready"] is True
+    assert set(document["images"]) == _expected_services(cell)  # type: ignore[arg-type]
+    assert document["verification"] == {"synthorg": "skipped", "dhi": "skipped"}
 
 
 @pytest.fixture
