@@ -65,11 +65,25 @@ def compose_config(session: nox.Session) -> None:
     _pytest(session, "tests/compose", "-m", "compose")
 
 
+@nox.session(python=CI_PYTHON, tags=["ci"])
+def verify(session: nox.Session) -> None:
+    """Run the offline verification tests: keyless, DHI, Rekor and the cache."""
+    session.install(TEST_EXTRA)
+    _pytest(session, "tests/verify", "-m", "not registry")
+
+
 @nox.session(python=CI_PYTHON, tags=["bench"], default=False)
 def bench_init(session: nox.Session) -> None:
     """Print whole-process timings of synthorg --help and init against inv."""
     session.install(".")
     session.run("python", "benchmarks/bench_init.py", *session.posargs)
+
+
+@nox.session(python=CI_PYTHON, tags=["bench"], default=False)
+def bench_verify(session: nox.Session) -> None:
+    """Time a cached and a full verification against a local docker-registry."""
+    session.install(TEST_EXTRA)
+    session.run("python", "benchmarks/bench_verify.py", *session.posargs)
 
 
 def _marker_expression(db: str, bus: str) -> list[str]:
@@ -139,7 +153,18 @@ def registry(session: nox.Session) -> None:
         )
 
 
-@nox.session(python=CI_PYTHON, tags=["docker"], default=False)
+@nox.session(python=CI_PYTHON, tags=["slow"], default=False)
+def config_processes(session: nox.Session) -> None:
+    """Run real `synthorg` processes: 20 concurrent config writers, 60 SIGKILLs."""
+    session.install(TEST_EXTRA)
+    _pytest(
+        session,
+        "tests/integration/test_config_concurrency.py",
+        "tests/integration/test_kill_safety.py",
+    )
+
+
+@nox.session(python=CI_PYTHON, tags=["ci", "docker"], default=False)
 @nox.parametrize("bus", ["internal", "nats"])
 @nox.parametrize("db", ["sqlite", "postgres"])
 def stack(session: nox.Session, db: str, bus: str) -> None:

@@ -108,6 +108,12 @@ def parse_bind_address(value: str) -> str:
             raise ValueError("IPv4-mapped IPv6 addresses are not accepted")
         if address.scope_id is not None:
             raise ValueError("an IPv6 address without a zone index")
+        if address.packed[:12] == bytes(12) and int(address) > 1:
+            raise ValueError(
+                "IPv4-compatible IPv6 addresses (::a.b.c.d) are deprecated"
+            )
+    elif address == ipaddress.IPv4Address("255.255.255.255"):
+        raise ValueError("the broadcast address cannot be bound")
     if address.is_multicast:
         raise ValueError("a multicast address cannot be bound")
     return str(address)

@@ -27,6 +27,20 @@ class SecretMaskingFilter(logging.Filter):
         return True
 
 
+class _LevelFormatter(logging.Formatter):
+    """``warning: message`` for WARNING and above, ``debug name: message`` below.
+
+    Warnings and errors then read like the command's own ``warning:`` lines;
+    the logger name matters only when tracing with ``-v``.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = record.levelname.lower()
+        if record.levelno >= logging.WARNING:
+            return f"{level}: {record.getMessage()}"
+        return f"{level} {record.name}: {record.getMessage()}"
+
+
 def get_logger(name: str = "") -> logging.Logger:
     """Return ``synthorg`` or a child logger such as ``synthorg.engine``."""
     return logging.getLogger(f"{ROOT_LOGGER}.{name}" if name else ROOT_LOGGER)
@@ -46,7 +60,7 @@ def configure_logging(verbosity: int = 0) -> None:
     if _handler is not None:
         root.removeHandler(_handler)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_LevelFormatter())
     handler.addFilter(SecretMaskingFilter())
     root.addHandler(handler)
     root.propagate = False

@@ -43,6 +43,13 @@ class Output:
     color: bool = True
     verbosity: int = 0
 
+    def banner(self) -> None:
+        """Print the one-line name and version banner unless quiet, JSON or plain."""
+        if not (self.quiet or self.json or self.plain):
+            from synthorg_tasks import __version__
+
+            print(f"synthorg-tasks {__version__}", file=sys.stderr, flush=True)
+
     def data(self, text: str) -> None:
         """Print a result line on stdout (suppressed in JSON mode)."""
         if not self.json:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 __all__ = ["CONTAINER_PORTS", "PORT_SERVICES", "Collision", "find_collision"]
@@ -46,7 +47,7 @@ class Collision:
         return f"{self.key} {self.port} is already used by {self.other}"
 
 
-def find_collision(ports: dict[str, int | None]) -> Collision | None:
+def find_collision(ports: Mapping[str, int | None]) -> Collision | None:
     """Return the first pair of enabled services sharing a port, or ``None``.
 
     ``ports`` maps config keys to ports of the enabled services only.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -12,6 +13,7 @@ from invoke.program import Program
 
 from synthorg_tasks import __version__
 from synthorg_tasks.errors import ExitCode
+from synthorg_tasks.output import emit_json
 from synthorg_tasks.tasks._base import COMMON_HELP, set_program_defaults
 
 __all__ = ["SynthorgProgram", "main", "rewrite_space_form"]
@@ -61,6 +63,18 @@ def rewrite_space_form(argv: Sequence[str]) -> list[str]:
             args[index : index + 2] = [f"{arg}.{args[index + 1]}"]
         return args
     return args
+
+
+def _parse_error_message(text: str) -> str:
+    """Reword Invoke's parser messages in the usual terms."""
+    unknown = re.fullmatch(r"No idea what '(.*)' is!", text)
+    if unknown:
+        return f"unknown flag or task {unknown.group(1)!r}"
+    missing = re.fullmatch(r"Flag <Argument: ([a-z_-]+)> needed value.*", text, re.S)
+    if missing:
+        flag = "--" + missing.group(1).replace("_", "-")
+        return f"{flag} needs a value"
+    return text
 
 
 class SynthorgProgram(Program):
@@ -126,16 +140,31 @@ class SynthorgProgram(Program):
         super().execute()
 
     def parse_core(self, argv: Any) -> None:
+        self._argv = list(argv or [])
         try:
             super().parse_core(argv)
         except ParseError as exc:
-            raise Exit(str(exc), code=int(ExitCode.USAGE)) from exc
+            self._usage_error(exc)
 
     def parse_tasks(self) -> None:
         try:
             super().parse_tasks()
         except ParseError as exc:
-            raise Exit(str(exc), code=int(ExitCode.USAGE)) from exc
+            self._usage_error(exc)
+
+    def _usage_error(self, exc: ParseError) -> None:
+        """Report a parser error like every other usage error, then exit 2."""
+        task = next((a for a in self._argv[1:] if not a.startswith("-")), None)
+        hint = f"run 'synthorg {task} --help'" if task else "run 'synthorg --help'"
+        message = _parse_error_message(str(exc))
+        if "--json" in self._argv:
+            emit_json(
+                {
+                    "error": {"code": "usage", "message": message, "hints": [hint]},
+                    "exit_code": int(ExitCode.USAGE),
+                }
+            )
+        raise Exit(f"error: {message}\nhint: {hint}", code=int(ExitCode.USAGE)) from exc
 
 
 def _program() -> SynthorgProgram:

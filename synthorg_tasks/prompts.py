@@ -33,8 +33,9 @@ def confirm(question: str, *, action: str, yes: bool, default: bool = False) -> 
     while True:
         print(question + suffix, end="", file=sys.stderr, flush=True)
         answer = sys.stdin.readline()
-        if not answer:
-            return default
+        if not answer:  # end of input (Ctrl-D) declines
+            print(file=sys.stderr)
+            return False
         word = answer.strip().lower()
         if not word:
             return default
@@ -50,8 +51,9 @@ def ask_choice(question: str, choices: tuple[str, ...], default: str) -> str:
     while True:
         print(prompt, end="", file=sys.stderr, flush=True)
         answer = sys.stdin.readline()
-        if not answer:
-            return default
+        if not answer:  # end of input (Ctrl-D) cancels
+            print(file=sys.stderr)
+            raise UsageError("input ended at a prompt; nothing was written")
         word = answer.strip().lower()
         if not word:
             return default

@@ -62,8 +62,10 @@ def _client() -> Any:
     return client
 
 
-def project_volume_exists(project: str, volume: str = "synthorg-pgdata") -> bool | None:
-    """Return whether the project's named volume exists, or ``None`` if unknown."""
+def project_volume_exists(
+    project: str, volume: str = "synthorg-pgdata"
+) -> str | bool | None:
+    """Return the project's volume name if it exists, False if not, None if unknown."""
     client = _client()
     if client is None:
         return None
@@ -79,9 +81,10 @@ def project_volume_exists(project: str, volume: str = "synthorg-pgdata") -> bool
             }
         )
         if labelled:
-            return True
+            return str(labelled[0].name)
+        name = f"{project}_{volume}"
         names = {v.name for v in client.volumes.list()}
-        return f"{project}_{volume}" in names
+        return name if name in names else False
     except (DockerException, OSError) as exc:
         _logger.debug("volume listing failed: %s", exc)
         return None

@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from synthorg_tasks import grammars
-from synthorg_tasks.errors import ConfigError, ConfigInvalid, SynthorgError, UsageError
+from synthorg_tasks.errors import (
+    ConfigError,
+    ConfigInvalid,
+    ConfigTooNew,
+    SynthorgError,
+    UsageError,
+)
 from synthorg_tasks.logging import get_logger
 from synthorg_tasks.output import Output
 from synthorg_tasks.ports import find_collision
@@ -31,15 +37,22 @@ from synthorg_tasks.render.writer import RenderedFiles, render_files, write_rend
 from synthorg_tasks.state.config import (
     DEFAULT_PORTS,
     ENUMS,
+    SCHEMA_VERSION,
     Config,
     config_path,
     document_loader,
     load_reinit,
+    read_config_bytes,
     save_config,
     serialise_config,
 )
 from synthorg_tasks.state.lock import LifecycleLock
-from synthorg_tasks.state.paths import COMPOSE_FILE, NATS_CONF_FILE
+from synthorg_tasks.state.paths import (
+    COMPOSE_FILE,
+    NATS_CONF_FILE,
+    check_data_dir_owner,
+    make_parent_dirs,
+)
 from synthorg_tasks.state.secrets import generate_password, register_secret
 from synthorg_tasks.verify.pins import Pins, load_pins
 
@@ -55,9 +68,9 @@ _logger = get_logger("init")
 
 PGDATA_VOLUME = "synthorg-pgdata"
 
-# A function that reports whether a project's PostgreSQL volume exists:
-# True, False, or None when the engine could not be asked.
-VolumeProbe = Callable[[str], "bool | None"]
+# A function that looks up a project's PostgreSQL volume: its name (or True)
+# when it exists, False when it does not, None when the engine could not be asked.
+VolumeProbe = Callable[[str], "str | bool | None"]
 # A function that reports whether any container of a project exists.
 ContainerProbe = Callable[[str], "bool | None"]
 
@@ -164,7 +177,11 @@ def _parse_tag(flag: str, value: str) -> str:
 
 @dataclass
 class _Resolved:
-    """Values after step 1; ``None`` means not given by flag or env."""
+    """Values after step 1; ``None`` means not given by flag or env.
+
+    ``sources`` maps each given key to the flag or environment variable it
+    came from, so that later errors name what the user typed.
+    """
 
     backend: str | None
     bus: str | None
@@ -174,6 +191,24 @@ class _Resolved:
     image_tag: str | None
     channel: str | None
     log_level: str | None
+    sources: dict[str, str]
+
+
+_PORT_FLAGS = {
+    "web_port": "--web-port",
+    "backend_port": "--backend-port",
+    "postgres_port": "--postgres-port",
+    "nats_client_port": "--nats-port",
+}
+_PORT_ENV = {"web_port": "SYNTHORG_WEB_PORT", "backend_port": "SYNTHORG_BACKEND_PORT"}
+
+
+def _flag_or_env(
+    req: InitRequest, flag_value: str | None, flag: str, env: str
+) -> tuple[str | None, str]:
+    if flag_value is not None:
+        return flag_value, flag
+    return _env(req, env), env
 
 
 def _resolve_flags(req: InitRequest) -> _Resolved:
@@ -181,28 +216,26 @@ def _resolve_flags(req: InitRequest) -> _Resolved:
         req.backend, req.persistence_backend, ("--backend", "--persistence-backend")
     )
     bus = _alias(req.bus, req.bus_backend, ("--bus", "--bus-backend"))
+    sources: dict[str, str] = {}
     ports: dict[str, int] = {}
-    for key, flag, value in (
-        ("backend_port", "--backend-port", req.backend_port),
-        ("web_port", "--web-port", req.web_port),
-        ("postgres_port", "--postgres-port", req.postgres_port),
-        ("nats_client_port", "--nats-port", req.nats_port),
-    ):
+    for key, flag in _PORT_FLAGS.items():
+        value = getattr(req, "nats_port" if key == "nats_client_port" else key)
         if value is not None:
             ports[key] = _parse_port_flag(flag, value)
-    for key, env in (
-        ("backend_port", "SYNTHORG_BACKEND_PORT"),
-        ("web_port", "SYNTHORG_WEB_PORT"),
-    ):
-        from_env = _env(req, env)
-        if key not in ports and from_env is not None:
-            ports[key] = _parse_port_flag(env, from_env)
-    channel = req.channel if req.channel is not None else _env(req, "SYNTHORG_CHANNEL")
-    log_level = (
-        req.log_level if req.log_level is not None else _env(req, "SYNTHORG_LOG_LEVEL")
+            sources[key] = flag
+        elif key in _PORT_ENV and _env(req, _PORT_ENV[key]) is not None:
+            env_value = _env(req, _PORT_ENV[key])
+            assert env_value is not None
+            ports[key] = _parse_port_flag(_PORT_ENV[key], env_value)
+            sources[key] = _PORT_ENV[key]
+    channel, channel_source = _flag_or_env(
+        req, req.channel, "--channel", "SYNTHORG_CHANNEL"
     )
-    tag = (
-        req.image_tag if req.image_tag is not None else _env(req, "SYNTHORG_IMAGE_TAG")
+    log_level, level_source = _flag_or_env(
+        req, req.log_level, "--log-level", "SYNTHORG_LOG_LEVEL"
+    )
+    tag, tag_source = _flag_or_env(
+        req, req.image_tag, "--image-tag", "SYNTHORG_IMAGE_TAG"
     )
     return _Resolved(
         backend=_parse_enum("--backend", backend, "persistence_backend")
@@ -216,13 +249,14 @@ def _resolve_flags(req: InitRequest) -> _Resolved:
         project_name=_parse_project(req.project_name)
         if req.project_name is not None
         else None,
-        image_tag=_parse_tag("--image-tag", tag) if tag is not None else None,
-        channel=_parse_enum("--channel", channel, "channel")
+        image_tag=_parse_tag(tag_source, tag) if tag is not None else None,
+        channel=_parse_enum(channel_source, channel, "channel")
         if channel is not None
         else None,
-        log_level=_parse_enum("--log-level", log_level, "log_level")
+        log_level=_parse_enum(level_source, log_level, "log_level")
         if log_level is not None
         else None,
+        sources=sources,
     )
 
 
@@ -239,22 +273,25 @@ def _check_port_gating(resolved: _Resolved, backend: str, bus: str) -> None:
         )
 
 
-def _flag_for(key: str) -> str:
-    return {
-        "web_port": "--web-port",
-        "backend_port": "--backend-port",
-        "postgres_port": "--postgres-port",
-        "nats_client_port": "--nats-port",
-    }[key]
-
-
-def _check_collisions(ports: dict[str, int]) -> None:
-    collision = find_collision(dict(ports))
-    if collision is not None:
-        raise UsageError(
-            f"{collision.message}; two services cannot share a host port",
-            hints=[f"pass {_flag_for(collision.key)} with another port"],
-        )
+def _check_collisions(ports: dict[str, Any], sources: dict[str, str]) -> None:
+    typed = {
+        key: value
+        for key, value in ports.items()
+        if isinstance(value, int) and not isinstance(value, bool)
+    }
+    collision = find_collision(typed)
+    if collision is None:
+        return
+    # Name what the user typed: the given key if only one side was given.
+    given = [k for k in (collision.key, collision.other) if k in sources]
+    key = given[0] if given else collision.key
+    other = collision.other if key == collision.key else collision.key
+    named = sources.get(key, f"the stored {key}")
+    raise UsageError(
+        f"{named} {typed[key]} is already used by {other}; two services cannot "
+        "share a host port",
+        hints=[f"pass {_PORT_FLAGS[key]} with another port"],
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -268,8 +305,13 @@ def _stored_str(doc: Mapping[str, Any], key: str) -> str | None:
 
 def _effective_ports(
     resolved: _Resolved, stored: Mapping[str, Any], backend: str, bus: str
-) -> dict[str, int]:
-    ports: dict[str, int] = {}
+) -> dict[str, Any]:
+    """Return the ports to write: flag, else the stored value as is, else default.
+
+    A stored value of the wrong type is carried forward unchanged, so that the
+    load-back check rejects it instead of silently resetting it to a default.
+    """
+    ports: dict[str, Any] = {}
     wanted = ["web_port", "backend_port"]
     if backend == "postgres":
         wanted.append("postgres_port")
@@ -279,12 +321,11 @@ def _effective_ports(
         if key in resolved.ports:
             ports[key] = resolved.ports[key]
             continue
-        value = stored.get(key)
         keep_stored = key != "postgres_port" or stored.get("persistence_backend") == (
             "postgres"
         )
-        if keep_stored and isinstance(value, int) and not isinstance(value, bool):
-            ports[key] = value
+        if keep_stored and key in stored:
+            ports[key] = stored[key]
         else:
             ports[key] = DEFAULT_PORTS[key]
     return ports
@@ -320,7 +361,8 @@ def _changes(stored: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
 
 def _ensure_data_dir(data_dir: Path, out: Output) -> None:
     try:
-        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_parent_dirs(data_dir)
+        data_dir.mkdir(mode=0o700, exist_ok=True)
         mode = stat.S_IMODE(data_dir.stat().st_mode)
         if mode & 0o077:
             os.chmod(data_dir, 0o700)
@@ -336,6 +378,34 @@ def _ensure_data_dir(data_dir: Path, out: Output) -> None:
         ) from exc
 
 
+def _check_stored_schema(stored: Mapping[str, Any], path: Path) -> None:
+    if "schema_version" not in stored:
+        return
+    version = stored["schema_version"]
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ConfigInvalid(
+            f"config: schema_version: {version!r} is invalid (an integer); "
+            f"{path} was left untouched",
+        )
+    if version > SCHEMA_VERSION:
+        raise ConfigTooNew(
+            f"config.json schema_version {version} is newer than this toolkit "
+            f"supports ({SCHEMA_VERSION})",
+            hints=["upgrade synthorg-tasks"],
+        )
+
+
+def _lock_timeout(req: InitRequest, stored: Mapping[str, Any]) -> float:
+    raw = _env(req, "SYNTHORG_LOCK_TIMEOUT") or stored.get("lock_timeout") or "5s"
+    try:
+        return grammars.parse_duration(str(raw))
+    except ValueError:
+        raise UsageError(
+            f"lock_timeout {raw!r} is invalid (a duration such as 5s)",
+            hints=["set SYNTHORG_LOCK_TIMEOUT=5s or fix lock_timeout in config.json"],
+        ) from None
+
+
 def run_init(
     req: InitRequest,
     data_dir: Path,
@@ -344,7 +414,8 @@ def run_init(
     pins: Pins | None = None,
     volume_probe: VolumeProbe | None = None,
     container_probe: ContainerProbe | None = None,
-    lock_timeout: float = 5.0,
+    compose_check: Callable[[], str | None] | None = None,
+    lock_timeout: float | None = None,
 ) -> InitResult:
     """Run ``init`` for ``data_dir``; raise a :class:`SynthorgError` on any failure."""
     pins = pins or load_pins()
@@ -352,6 +423,13 @@ def run_init(
 
     # Step 1: every flag value is checked before anything else happens.
     resolved = _resolve_flags(req)
+    check_data_dir_owner(data_dir)
+    # A Compose too old for service_completed_successfully fails now; none at
+    # all only warns, because start is the command that needs it.
+    if compose_check is not None:
+        missing = compose_check()
+        if missing:
+            warnings.append(missing)
     for existing in (COMPOSE_FILE, NATS_CONF_FILE, "config.json"):
         if (data_dir / existing).is_symlink():
             raise ConfigError(
@@ -361,9 +439,11 @@ def run_init(
             )
 
     # Step 2: a stored config is carried forward, never silently replaced.
-    stored = load_reinit(data_dir)
+    stored_bytes = read_config_bytes(config_path(data_dir))
+    stored = load_reinit(data_dir) if stored_bytes is not None else None
     reinit = stored is not None
     stored_doc: dict[str, Any] = dict(stored or {})
+    _check_stored_schema(stored_doc, config_path(data_dir))
     interactive = (
         stdin_is_tty()
         and not req.yes
@@ -373,7 +453,7 @@ def run_init(
         raise UsageError(
             f"{config_path(data_dir)} already exists; "
             "re-run with --yes to overwrite it",
-            hints=["synthorg init --yes"],
+            hints=["add --yes to the same command"],
         )
 
     backend = resolved.backend or _stored_str(stored_doc, "persistence_backend")
@@ -389,7 +469,7 @@ def run_init(
     bus = bus or "internal"
     _check_port_gating(resolved, backend, bus)
     ports = _effective_ports(resolved, stored_doc, backend, bus)
-    _check_collisions(ports)
+    _check_collisions(ports, resolved.sources)
 
     project = resolved.project_name or _stored_str(stored_doc, "project_name")
     project = project or grammars.derive_project_name(data_dir.name)
@@ -401,7 +481,7 @@ def run_init(
     doc: dict[str, Any] = dict(stored_doc)
     doc.update(
         {
-            "schema_version": 1,
+            "schema_version": SCHEMA_VERSION,
             "data_dir": str(data_dir),
             "project_name": project,
             "image_tag": image_tag,
@@ -437,18 +517,20 @@ def run_init(
         )
 
     # Step 3: the password survives re-init; a new one is made only when no
-    # data volume could be locked out by it.
-    stored_password = _stored_str(stored_doc, "postgres_password")
+    # data volume could be locked out by it. A stored password of the wrong
+    # type is carried as is, so the load-back check rejects it.
+    stays_postgres = stored_doc.get("persistence_backend") == "postgres"
     if backend == "postgres":
-        if stored_doc.get("persistence_backend") == "postgres" and stored_password:
-            doc["postgres_password"] = stored_password
-            register_secret(stored_password)
+        if stays_postgres and "postgres_password" in stored_doc:
+            doc["postgres_password"] = stored_doc["postgres_password"]
+            if isinstance(doc["postgres_password"], str):
+                register_secret(doc["postgres_password"])
         else:
             _refuse_existing_volume(project, volume_probe, warnings)
             doc["postgres_password"] = generate_password()
             register_secret(doc["postgres_password"])
     else:
-        if stored_doc.get("persistence_backend") == "postgres":
+        if stays_postgres:
             warnings.append(
                 "switching to sqlite: the PostgreSQL volume is kept and its data "
                 "is not migrated"
@@ -466,8 +548,19 @@ def run_init(
         warnings.append(warning)
 
     # Step 5: write nats.conf, compose.yml, then config.json, under the lock.
+    # The stored file is read again inside the lock: another init or config
+    # write that finished meanwhile must not be overwritten unseen.
     _ensure_data_dir(data_dir, out)
-    with LifecycleLock(data_dir, timeout=lock_timeout) as lock:
+    timeout = (
+        lock_timeout if lock_timeout is not None else _lock_timeout(req, stored_doc)
+    )
+    with LifecycleLock(data_dir, timeout=timeout) as lock:
+        if read_config_bytes(config_path(data_dir)) != stored_bytes:
+            raise SynthorgError(
+                f"{config_path(data_dir)} changed while init was running; "
+                "nothing was written",
+                hints=["re-run the same command (with --yes to overwrite)"],
+            )
         write_rendered(data_dir, files, lock)
         save_config(config, lock)
     written = [str(data_dir / COMPOSE_FILE), str(config.config_path)]
@@ -480,16 +573,16 @@ def run_init(
 def _refuse_existing_volume(
     project: str, volume_probe: VolumeProbe | None, warnings: list[str]
 ) -> None:
-    exists = volume_probe(project) if volume_probe is not None else None
-    name = f"{project}_{PGDATA_VOLUME}"
-    if exists:
+    found = volume_probe(project) if volume_probe is not None else None
+    name = found if isinstance(found, str) else f"{project}_{PGDATA_VOLUME}"
+    if found:
         raise SynthorgError(
             f"a PostgreSQL data volume {name} already exists for project {project} "
             "but no matching password is stored; restore the config.json that "
             "created it, choose another --project-name, or remove the volume "
             "(synthorg stop --volumes)",
         )
-    if exists is None:
+    if found is None:
         warnings.append(
             f"the Docker engine could not be asked whether volume {name} exists; "
             "the check was skipped ('synthorg status' reports a password mismatch)"
@@ -509,15 +602,15 @@ def _confirm_write(
         out.info("Running containers pick them up on 'synthorg start'.")
         question, default = "Overwrite the configuration?", False
     else:
-        summary = [
-            f"  {key}: {doc[key]}"
-            for key in (
-                "persistence_backend",
-                "bus_backend",
-                "project_name",
-                "image_tag",
-            )
-        ]
+        keys = (
+            "persistence_backend",
+            "bus_backend",
+            "project_name",
+            "image_tag",
+            "bind_address",
+            *(key for key in DEFAULT_PORTS if key in doc),
+        )
+        summary = [f"  {key}: {doc[key]}" for key in keys]
         out.info("Configuration to write:\n" + "\n".join(summary))
         question, default = "Write this configuration?", True
     if not confirm(

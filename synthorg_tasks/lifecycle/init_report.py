@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from synthorg_tasks import __version__
 from synthorg_tasks.lifecycle.init import InitResult
 from synthorg_tasks.output import Output
 
@@ -31,8 +30,6 @@ def report_init(result: InitResult, out: Output) -> None:
             }
         )
         return
-    if not (out.quiet or out.plain):
-        out.info(f"synthorg-tasks {__version__}")
     rows = [
         ("Data dir", str(config.data_dir)),
         ("Project", config.project_name),

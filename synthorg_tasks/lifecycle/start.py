@@ -163,8 +163,8 @@ def _verification_mode(
         return "skipped", None
     if request.skip_verify:
         return "skipped", (
-            "WARNING: --skip-verify: image verification is OFF; the images are "
-            "unverified"
+            "WARNING: --skip-verify is set; images will be pulled WITHOUT "
+            "signature or provenance checks"
         )
     if _pipeline() is None:
         return "skipped", (
@@ -227,17 +227,60 @@ def _pipeline() -> Any:
 
 
 def _verify(
-    config: Config, pins: Pins, request: StartRequest, lock: LifecycleLock
-) -> dict[str, str]:
-    verify_images_with_cache = _pipeline()
-    assert verify_images_with_cache is not None
-    # TODO: align the call with the pipeline's signature once it lands; the
-    # result is expected to map each group ("synthorg", "dhi") to
-    # "verified" or "cached".
-    outcome: Any = verify_images_with_cache(
-        config, pins, lock=lock, trusted_root=request.trusted_root
+    config: Config,
+    pins: Pins,
+    request: StartRequest,
+    session: EngineSession,
+    lock: LifecycleLock,
+    out: Output,
+) -> tuple[Config, RenderedFiles | None, dict[str, str]]:
+    """Verify the stale groups, save the cache and pin compose.yml to the digests.
+
+    Returns the config carrying the new cache, the re-rendered files when the
+    SynthOrg group was verified (else ``None``), and the state of each group.
+    """
+    from synthorg_tasks.engine.platform import oci_architecture
+    from synthorg_tasks.render.writer import write_compose_files
+    from synthorg_tasks.state.config import save_config
+    from synthorg_tasks.verify.pipeline import (
+        TrustSettings,
+        apply_outcome,
+        default_registry_factory,
+        verify_images_with_cache,
     )
-    return {str(k): str(v) for k, v in dict(outcome).items()}
+
+    engine = session.api.engine
+    platform = f"{engine.os or 'linux'}/{oci_architecture(engine.arch)}"
+    trust = TrustSettings.from_config(config, request.trusted_root)
+
+    def progress(service: str, event: str) -> None:
+        out.info(
+            f"verify {service}: {event} ok"
+            if event != "cached"
+            else f"verify {service}: (cached)"
+        )
+
+    outcome = verify_images_with_cache(
+        config,
+        pins,
+        target_tag=config.image_tag,
+        platform=platform,
+        trust=trust,
+        registry_factory=default_registry_factory(trust.http_timeout),
+        deadline=config.tunable_seconds("image_verify_timeout"),
+        progress=progress,
+    )
+    verified = apply_outcome(config, outcome)
+    files = None
+    if outcome.groups.get("synthorg") == "verified":
+        # Pin compose.yml to the digests just verified, before anything pulls.
+        files = write_compose_files(verified, pins, lock)
+    if outcome.changed:
+        try:
+            save_config(verified, lock)
+        except SynthorgError as exc:
+            out.warn(f"the verified digests could not be saved: {exc.message}")
+    return verified, files, dict(outcome.groups)
 
 
 def _require_local(session: EngineSession, images: Mapping[str, str]) -> None:
@@ -473,7 +516,11 @@ def _locked_steps(
         if warning:
             out.warn(warning, unsuppressible=True)
         if mode == "verify":
-            verification = _verify(config, pins, request, lock)
+            config, pinned, verification = _verify(
+                config, pins, request, session, lock, out
+            )
+            if pinned is not None:
+                images = pinned.params.images.by_service()
         if request.no_pull:
             _require_local(session, images)
         else:

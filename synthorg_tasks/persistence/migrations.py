@@ -149,11 +149,28 @@ def _stdout_to_log(config: PersistenceConfig) -> Iterator[None]:
         stream.flush()
 
 
+def _register_sqlite_datetime_adapter() -> None:
+    """Store datetimes as ISO 8601 text, as sqlite3's deprecated default did.
+
+    yoyo writes ``datetime`` values to its bookkeeping tables; Python 3.12
+    deprecates sqlite3's built-in adapter for them, so an explicit one that
+    writes the same text is registered instead.
+    """
+    import datetime
+    import sqlite3
+
+    sqlite3.register_adapter(datetime.datetime, lambda value: value.isoformat(" "))
+    sqlite3.register_adapter(datetime.date, lambda value: value.isoformat())
+
+
 @contextlib.contextmanager
 def _open_backend(config: PersistenceConfig) -> Iterator[Any]:
     """Connect with yoyo, which also creates its bookkeeping tables."""
     import yoyo
     from yoyo.connections import BadConnectionURI
+
+    if config.backend == "sqlite":
+        _register_sqlite_datetime_adapter()
 
     target = config.safe_repr()
     try:

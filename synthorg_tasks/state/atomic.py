@@ -44,6 +44,9 @@ def stale_temp_files(
         if not entry.name.startswith(prefix):
             continue
         try:
+            # Only files this module could have left are swept, never folders.
+            if entry.is_dir(follow_symlinks=False):
+                continue
             if entry.stat(follow_symlinks=False).st_mtime < cutoff:
                 found.append(Path(entry.path))
         except FileNotFoundError:
@@ -56,8 +59,8 @@ def _sweep_stale(directory: Path, name: str) -> None:
         try:
             path.unlink()
             _logger.debug("removed stale temporary file %s", path)
-        except FileNotFoundError:
-            pass
+        except OSError as exc:
+            _logger.debug("could not remove stale temporary file %s: %s", path, exc)
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -57,6 +57,7 @@ __all__ = [
     "load_teardown",
     "load_tolerant",
     "parse_config_bytes",
+    "read_config_bytes",
     "save_config",
     "serialise_config",
     "validate_config",
@@ -359,36 +360,63 @@ def parse_config_bytes(data: bytes, path: Path) -> dict[str, Any]:
         raise _malformed(
             path, f"line {exc.lineno}, column {exc.colno}", exc.msg
         ) from None
+    except RecursionError:
+        raise _malformed(path, "line 1, column 1", "nested too deeply") from None
+    except ValueError as exc:
+        # Python refuses integers of more than 4300 digits.
+        raise _malformed(path, "a number", str(exc)) from None
     if not isinstance(document, dict):
         raise _malformed(path, "line 1, column 1", "the top level is not an object")
     return document
 
 
-def _read_document(path: Path) -> dict[str, Any] | None:
-    """Return the parsed file, or ``None`` when it does not exist."""
-    if path.is_symlink():
-        raise ConfigError(
-            f"{path} is a symbolic link; refusing to read it",
-            hints=["replace the link with the regular file it points to"],
-        )
+def read_config_bytes(path: Path) -> bytes | None:
+    """Return the bytes of ``config.json``, or ``None`` when it does not exist.
+
+    Only a regular file is read: a symlink is rejected, and a FIFO or device
+    is rejected before it could block the read.
+    """
     try:
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     except OSError as exc:
+        if path.is_symlink():
+            raise ConfigError(
+                f"{path} is a symbolic link; refusing to read it",
+                hints=["replace the link with the regular file it points to"],
+            ) from None
         raise ConfigError(
             f"cannot read {path}: {exc.strerror}", hints=["check file permissions"]
         ) from exc
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except OSError:
-        mode = 0o600
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(
+                f"{path} is not a regular file; refusing to read it",
+                hints=["move it away and run 'synthorg init'"],
+            )
+        try:
+            data = handle.read()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read {path}: {exc.strerror}", hints=["check file permissions"]
+            ) from exc
+    mode = stat.S_IMODE(info.st_mode)
     if mode & 0o077:
         _logger.warning(
             "%s is readable by group or others (mode %04o); it holds secrets",
             path,
             mode,
         )
+    return data
+
+
+def _read_document(path: Path) -> dict[str, Any] | None:
+    """Return the parsed file, or ``None`` when it does not exist."""
+    data = read_config_bytes(path)
+    if data is None:
+        return None
     return parse_config_bytes(data, path)
 
 
@@ -620,6 +648,8 @@ def _build(
     data_dir_value = doc.get("data_dir")
     if data_dir_value is not None and not isinstance(data_dir_value, str):
         b.problem("data_dir", data_dir_value, "expected a JSON string")
+    elif isinstance(data_dir_value, str) and not os.path.isabs(data_dir_value):
+        b.problem("data_dir", data_dir_value, "an absolute path")
 
     extra = {k: v for k, v in doc.items() if k not in _KNOWN_KEYS}
     config = Config(
@@ -800,7 +830,7 @@ def load_teardown(data_dir: Path) -> Config:
         document, data_dir, strict=False, coerce=True, default_tag=tag
     )
     for finding in findings:
-        if finding.key == "project_name":
+        if finding.key in ("data_dir", "project_name"):
             raise ConfigInvalid(f"config: {finding.message}")
     return config
 

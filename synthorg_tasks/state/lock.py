@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 from synthorg_tasks.errors import ConfigError, LockTimeout
+from synthorg_tasks.state.paths import make_parent_dirs
 
 __all__ = ["LifecycleLock", "lock_path"]
 
@@ -48,7 +49,7 @@ class LifecycleLock:
         if self._fd is not None:
             raise RuntimeError("the lifecycle lock is not re-entrant")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_parent_dirs(self.path)
             fd = os.open(
                 self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,7 +14,9 @@ __all__ = [
     "COMPOSE_FILE",
     "CONFIG_FILE",
     "NATS_CONF_FILE",
+    "check_data_dir_owner",
     "default_data_dir",
+    "make_parent_dirs",
     "resolve_data_dir",
 ]
 
@@ -62,3 +65,52 @@ def resolve_data_dir(
             hints=["pass --data-dir with a dedicated folder, such as ~/synthorg"],
         )
     return resolved
+
+
+def make_parent_dirs(path: Path) -> None:
+    """Create the missing ancestors of ``path`` with mode 0755, whatever the umask.
+
+    A world-writable ancestor would let another local user swap the data dir
+    or its lock file, so the mode is set explicitly after each ``mkdir``.
+    """
+    missing = []
+    parent = path.parent
+    while not parent.exists():
+        missing.append(parent)
+        parent = parent.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o755)
+        except FileExistsError:
+            continue
+        os.chmod(folder, 0o755)  # noqa: S103 - parents are listable, not writable
+
+
+def check_data_dir_owner(data_dir: Path) -> None:
+    """Reject an existing data dir that is shared: sticky, or owned by another user.
+
+    ``init`` tightens the data dir to 0700, which must never happen to a
+    shared folder such as ``/tmp``.
+    """
+    try:
+        info = os.stat(data_dir)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(info.st_mode):
+        raise UsageError(
+            f"data dir {data_dir} exists and is not a folder",
+            hints=["pass --data-dir with a folder path"],
+        )
+    if info.st_mode & stat.S_ISVTX or info.st_mode & stat.S_IWOTH:
+        raise UsageError(
+            f"data dir {data_dir} is a shared folder (sticky or writable by "
+            "everyone); it cannot hold private files",
+            hints=[
+                f"pass --data-dir with a dedicated folder, such as {data_dir}/synthorg"
+            ],
+        )
+    if info.st_uid != os.geteuid():
+        raise UsageError(
+            f"data dir {data_dir} is owned by another user (uid {info.st_uid})",
+            hints=["pass --data-dir with a folder you own"],
+        )

@@ -49,12 +49,12 @@ __all__ = [
 
 COMMON_HELP = {
     "data_dir": "Data dir of the install (env SYNTHORG_DATA_DIR; default "
-    "~/.local/share/synthorg).",
+    "$XDG_DATA_HOME/synthorg or ~/.local/share/synthorg).",
     "json": "Print one JSON document on stdout.",
     "plain": "ASCII only: no colour, boxes, spinners or progress bars.",
     "no_color": "No colour (also NO_COLOR, CLICOLOR=0, TERM=dumb).",
     "quiet": "Only errors and unsuppressible warnings (env SYNTHORG_QUIET).",
-    "verbose": "More detail on stderr: -v INFO, -vv DEBUG.",
+    "verbose": "More detail on stderr; repeat the flag: -v INFO, -vv DEBUG.",
     "debug": "Same as -vv.",
     "yes": "Answer every confirmation with proceed (env SYNTHORG_YES).",
 }

@@ -31,9 +31,10 @@ __all__ = ["init"]
         "characters (default derived from the data dir).",
         "image_tag": "SynthOrg image tag (env SYNTHORG_IMAGE_TAG; default the "
         "pinned release).",
-        "channel": "Update channel: stable or dev (env SYNTHORG_CHANNEL).",
+        "channel": "Update channel: stable or dev (env SYNTHORG_CHANNEL; "
+        "default stable).",
         "log_level": "Backend log level: debug, info, warn or error (env "
-        "SYNTHORG_LOG_LEVEL).",
+        "SYNTHORG_LOG_LEVEL; default info).",
     }
 )
 def init(
@@ -55,6 +56,7 @@ def init(
     common: CommonOptions,
 ) -> None:
     """Write config.json, compose.yml and nats.conf for a new or existing install."""
+    from synthorg_tasks.engine.compose_check import check_compose_for_init
     from synthorg_tasks.engine.init_probes import (
         project_has_containers,
         project_volume_exists,
@@ -79,11 +81,13 @@ def init(
         yes=common.yes,
     )
     data_dir = common.data_dir()
+    common.out.banner()
     result = run_init(
         request,
         data_dir,
         common.out,
         volume_probe=project_volume_exists,
         container_probe=project_has_containers,
+        compose_check=check_compose_for_init,
     )
     report_init(result, common.out)

@@ -39,6 +39,42 @@ class Cell:
         return self.db == "postgres" and self.bus == "nats"
 
 
+def _current_cell() -> Cell:
+    return Cell(
+        os.environ.get("SYNTHORG_STACK_DB", "postgres"),
+        os.environ.get("SYNTHORG_STACK_BUS", "nats"),
+    )
+
+
+def _cell_admits(cell: Cell, requirement: str) -> bool:
+    if requirement == "full":
+        return cell.full
+    if requirement == "postgres":
+        return cell.db == "postgres"
+    if requirement == "nats":
+        return cell.bus == "nats"
+    raise ValueError(f"unknown cell requirement {requirement!r}")
+
+
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Deselect tests that do not apply to this matrix cell, rather than skip them.
+
+    A test marked ``cell("postgres")`` runs in the postgres cells only, and
+    ``cell("full")`` only in the postgres + nats cell that runs the full
+    scenario. CI then reports no skipped test.
+    """
+    current = _current_cell()
+    kept, dropped = [], []
+    for item in items:
+        marks = [m.args[0] for m in item.iter_markers("cell")]
+        (kept if all(_cell_admits(current, m) for m in marks) else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @pytest.fixture(autouse=True)
 def _real_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     if _ENGINE_HOST is not None:
@@ -49,10 +85,7 @@ def _real_engine(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def cell() -> Cell:
-    return Cell(
-        os.environ.get("SYNTHORG_STACK_DB", "postgres"),
-        os.environ.get("SYNTHORG_STACK_BUS", "nats"),
-    )
+    return _current_cell()
 
 
 @pytest.fixture(scope="session")

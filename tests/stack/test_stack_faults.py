@@ -12,13 +12,11 @@ from tests.images.build import IMAGE_TAG, StandInImages
 from tests.stack.conftest import Cell
 from tests.stack.harness import Install
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.cell("full")]
 
 
 @pytest.fixture(scope="module")
 def faults(stack: Install, cell: Cell, images: StandInImages) -> Install:
-    if not cell.full:
-        pytest.skip("part of the full scenario (postgres + nats)")
     completed = stack.init()
     assert completed.code == 0, completed.stderr
     stack.point_at_stand_in_images()

@@ -155,9 +155,8 @@ def test_volume_ownership(stack: Install, images: StandInImages) -> None:
         assert found["/nats-data"].startswith("65532:65532 ")
 
 
+@pytest.mark.cell("nats")
 def test_live_nats_max_payload(stack: Install) -> None:
-    if stack.bus != "nats":
-        pytest.skip("this cell has no NATS")
     from synthorg_tasks.health.nats_probe import probe_nats
 
     result = probe_nats("127.0.0.1", stack.ports["nats_client_port"], 16 * 1024 * 1024)
@@ -243,9 +242,8 @@ def test_row_survives_stop_and_start(stack: Install) -> None:
     assert value in _rows(stack)
 
 
+@pytest.mark.cell("full")
 def test_killed_postgres_is_critical(stack: Install, cell: Cell) -> None:
-    if not cell.full:
-        pytest.skip("part of the full scenario (postgres + nats)")
     docker("kill", str(_container(stack, "postgres")["Id"]))
     code, document = _status(stack)
     assert code == 3
@@ -255,9 +253,8 @@ def test_killed_postgres_is_critical(stack: Install, cell: Cell) -> None:
     assert code == 0
 
 
+@pytest.mark.cell("postgres")
 def test_wrong_password_is_auth_failed(stack: Install, cell: Cell) -> None:
-    if stack.db != "postgres":
-        pytest.skip("this cell has no PostgreSQL")
     stored = str(stack.config_document()["postgres_password"])
     wrong = "W" * 43
     stack.update_config(postgres_password=wrong)
@@ -273,9 +270,8 @@ def test_wrong_password_is_auth_failed(stack: Install, cell: Cell) -> None:
     assert code == 0
 
 
+@pytest.mark.cell("full")
 def test_crash_loop_aborts_start_early(stack: Install, cell: Cell) -> None:
-    if not cell.full:
-        pytest.skip("part of the full scenario (postgres + nats)")
     stack.update_config(image_tag=CRASH_TAG)
     started = time.monotonic()
     try:
@@ -295,18 +291,16 @@ def test_crash_loop_aborts_start_early(stack: Install, cell: Cell) -> None:
     _start(stack)
 
 
+@pytest.mark.cell("postgres")
 def test_reinit_keeps_password(stack: Install, cell: Cell) -> None:
-    if stack.db != "postgres":
-        pytest.skip("this cell has no PostgreSQL")
     before = stack.config_document()["postgres_password"]
     completed = stack.init()
     assert completed.code == 0, completed.stderr
     assert stack.config_document()["postgres_password"] == before
 
 
+@pytest.mark.cell("postgres")
 def test_reinit_without_config_refused_while_volume_exists(stack: Install) -> None:
-    if stack.db != "postgres":
-        pytest.skip("this cell has no PostgreSQL")
     config = stack.data_dir / "config.json"
     saved = config.read_bytes()
     config.unlink()
