@@ -118,7 +118,14 @@ def integration(session: nox.Session, db: str, bus: str) -> None:
                 server = servers_running.enter_context(servers.nats_server(binary))
                 urls.append(f"{version}={server.url}")
             env[servers.NATS_URLS_ENV] = ",".join(urls)
-        _pytest(session, "tests/integration", *_marker_expression(db, bus), env=env)
+        ignored = [f"--ignore={path}" for path in PROCESS_TESTS]
+        _pytest(
+            session,
+            "tests/integration",
+            *ignored,
+            *_marker_expression(db, bus),
+            env=env,
+        )
 
 
 @nox.session(python=CI_PYTHON, tags=["bench"], default=False)
@@ -153,15 +160,19 @@ def registry(session: nox.Session) -> None:
         )
 
 
-@nox.session(python=CI_PYTHON, tags=["slow"], default=False)
+# Tests of real `synthorg` processes; they need no server, so they run once
+# here rather than in every integration cell.
+PROCESS_TESTS = (
+    "tests/integration/test_config_concurrency.py",
+    "tests/integration/test_kill_safety.py",
+)
+
+
+@nox.session(python=CI_PYTHON, tags=["ci", "slow"], default=False)
 def config_processes(session: nox.Session) -> None:
     """Run real `synthorg` processes: 20 concurrent config writers, 60 SIGKILLs."""
     session.install(TEST_EXTRA)
-    _pytest(
-        session,
-        "tests/integration/test_config_concurrency.py",
-        "tests/integration/test_kill_safety.py",
-    )
+    _pytest(session, *PROCESS_TESTS)
 
 
 @nox.session(python=CI_PYTHON, tags=["ci", "docker"], default=False)

@@ -40,17 +40,15 @@ CONDITIONS = {
 
 # Keys whose change makes the cached image digests meaningless: they decide
 # which images the stack runs, so the next start must verify again.
-CACHE_INVALIDATING = frozenset(
-    {
-        "image_tag",
-        "registry_host",
-        "image_repo_prefix",
-        "dhi_registry",
-        "postgres_image_tag",
-        "nats_image_tag",
-        "data_init_image",
-    }
+OVERRIDE_KEYS = (
+    "registry_host",
+    "image_repo_prefix",
+    "dhi_registry",
+    "postgres_image_tag",
+    "nats_image_tag",
+    "data_init_image",
 )
+CACHE_INVALIDATING = frozenset({"image_tag", *OVERRIDE_KEYS})
 
 
 @dataclass(frozen=True)

@@ -151,15 +151,11 @@ def _env_value(spec: Setting, environ: Mapping[str, str]) -> Any:
 
 
 def _pinned_default(key: str, pins: Pins) -> str:
-    return {
-        "image_tag": pins.synthorg.default_image_tag,
-        "registry_host": pins.synthorg.registry,
-        "image_repo_prefix": pins.synthorg.repository_prefix,
-        "dhi_registry": pins.dhi.registry,
-        "postgres_image_tag": pins.dhi.images["postgres"].tag,
-        "nats_image_tag": pins.dhi.images["nats"].tag,
-        "data_init_image": pins.data_init_image,
-    }[key]
+    from synthorg_tasks.render.params import pinned_values
+
+    if key == "image_tag":
+        return pins.synthorg.default_image_tag
+    return pinned_values(pins)[key]
 
 
 def _stored_value(spec: Setting, config: Config, pins: Pins) -> Any:

@@ -233,11 +233,14 @@ def _verify(
     session: EngineSession,
     lock: LifecycleLock,
     out: Output,
+    pipeline_options: Mapping[str, Any] | None = None,
 ) -> tuple[Config, RenderedFiles | None, dict[str, str]]:
     """Verify the stale groups, save the cache and pin compose.yml to the digests.
 
     Returns the config carrying the new cache, the re-rendered files when the
     SynthOrg group was verified (else ``None``), and the state of each group.
+    ``pipeline_options`` replaces arguments of ``verify_images_with_cache``
+    (trust, registry factory, API clients); tests inject local servers here.
     """
     from synthorg_tasks.engine.platform import oci_architecture
     from synthorg_tasks.render.writer import write_compose_files
@@ -260,16 +263,16 @@ def _verify(
             else f"verify {service}: (cached)"
         )
 
-    outcome = verify_images_with_cache(
-        config,
-        pins,
-        target_tag=config.image_tag,
-        platform=platform,
-        trust=trust,
-        registry_factory=default_registry_factory(trust.http_timeout),
-        deadline=config.tunable_seconds("image_verify_timeout"),
-        progress=progress,
-    )
+    arguments: dict[str, Any] = {
+        "target_tag": config.image_tag,
+        "platform": platform,
+        "trust": trust,
+        "registry_factory": default_registry_factory(trust.http_timeout),
+        "deadline": config.tunable_seconds("image_verify_timeout"),
+        "progress": progress,
+        **(pipeline_options or {}),
+    }
+    outcome = verify_images_with_cache(config, pins, **arguments)
     verified = apply_outcome(config, outcome)
     files = None
     if outcome.groups.get("synthorg") == "verified":

@@ -24,6 +24,7 @@ __all__ = [
     "RenderParams",
     "active_overrides",
     "effective_overrides",
+    "pinned_values",
     "synthorg_group_current",
 ]
 
@@ -38,7 +39,8 @@ OVERRIDE_ENV = {
 }
 
 
-def _pins_values(pins: Pins) -> dict[str, str]:
+def pinned_values(pins: Pins) -> dict[str, str]:
+    """Return each override key's value as the pins define it."""
     return {
         "registry_host": pins.synthorg.registry,
         "image_repo_prefix": pins.synthorg.repository_prefix,
@@ -54,7 +56,7 @@ def effective_overrides(
 ) -> dict[str, str]:
     """Return each override's effective value: env twin → config → pins."""
     env = os.environ if environ is None else environ
-    values = _pins_values(pins)
+    values = pinned_values(pins)
     for key, env_name in OVERRIDE_ENV.items():
         from_env = env.get(env_name, "").strip()
         stored = getattr(config, key)
@@ -69,18 +71,20 @@ def active_overrides(
     config: Config, pins: Pins, environ: Mapping[str, str] | None = None
 ) -> list[str]:
     """Return the override keys whose effective value differs from the pins."""
-    pinned = _pins_values(pins)
+    pinned = pinned_values(pins)
     effective = effective_overrides(config, pins, environ)
     return [key for key in OVERRIDE_ENV if effective[key] != pinned[key]]
 
 
 def synthorg_group_current(config: Config, pins: Pins, target_tag: str) -> bool:
     """Return whether the cached SynthOrg digests were verified for ``target_tag``."""
-    digests = config.verified_digests
-    return (
-        config.verified_image_tag == target_tag
-        and bool(digests)
-        and all(name in digests for name in pins.synthorg.images)
+    from synthorg_tasks.verify import cache
+
+    return cache.synthorg_group_current(
+        config.verified_digests,
+        config.verified_image_tag,
+        target_tag,
+        pins.synthorg.images,
     )
 
 

@@ -34,6 +34,7 @@ from synthorg_tasks.errors import (
     NotInitialized,
 )
 from synthorg_tasks.logging import get_logger
+from synthorg_tasks.options import OVERRIDE_KEYS
 from synthorg_tasks.state.atomic import atomic_write
 from synthorg_tasks.state.lock import LifecycleLock
 from synthorg_tasks.state.paths import CONFIG_FILE
@@ -93,14 +94,6 @@ ENUM_DEFAULTS = {
     "log_level": "info",
 }
 
-OVERRIDE_KEYS = (
-    "registry_host",
-    "image_repo_prefix",
-    "dhi_registry",
-    "postgres_image_tag",
-    "nats_image_tag",
-    "data_init_image",
-)
 BOOL_KEYS = ("auto_pull", "auto_restart", "auto_apply_compose")
 PASSWORD_MIN, PASSWORD_MAX = 32, 1024
 

@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from synthorg_tasks.options import OVERRIDE_KEYS
+
 if TYPE_CHECKING:
     from synthorg_tasks.verify.pins import Pins
 
@@ -47,17 +49,7 @@ DHI_SIBLINGS = ("platform", "attestation", "signature")
 
 # Keys whose change makes every cached digest meaningless: they select which
 # images (and which registry) the digests were verified for.
-INVALIDATING_KEYS = frozenset(
-    {
-        "image_tag",
-        "registry_host",
-        "image_repo_prefix",
-        "dhi_registry",
-        "postgres_image_tag",
-        "nats_image_tag",
-        "data_init_image",
-    }
-)
+INVALIDATING_KEYS = frozenset({"image_tag", *OVERRIDE_KEYS})
 
 
 class VerifyConfig(Protocol):
