@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -104,21 +105,32 @@ class Install:
         return Completed(completed.returncode, completed.stdout, completed.stderr)
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
-        """Start ``synthorg <args>`` without waiting."""
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "synthorg_tasks",
-                *args,
-                "--data-dir",
-                str(self.data_dir),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=command_environment(),
-        )
+        """Start ``synthorg <args>`` without waiting, with SIGINT not ignored.
+
+        A runner such as nox may ignore SIGINT, and a child inherits an ignored
+        signal across exec; the command must receive SIGINT as a user's Ctrl+C.
+        """
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            return subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "synthorg_tasks",
+                    *args,
+                    "--data-dir",
+                    str(self.data_dir),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=command_environment(),
+            )
+        finally:
+            if previous is signal.SIG_IGN:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def init(self, *extra: str) -> Completed:
         """Run a non-interactive init for this cell, on free ports."""

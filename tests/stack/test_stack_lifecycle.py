@@ -12,6 +12,7 @@ import socket
 import stat
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -118,6 +119,43 @@ def test_status_ok_one_document(stack: Install) -> None:
     assert document["health"]["ready"] is True
 
 
+def test_doctor_on_running_stack(stack: Install) -> None:
+    completed = stack.run("doctor", "--json")
+    # The override keys turn verification off, which doctor reports as a
+    # warning, so the clean stack exits 5.
+    assert completed.code == 5, completed.stdout + completed.stderr
+    document = completed.json()
+    statuses = {c["name"]: c["status"] for c in document["checks"]}  # type: ignore[attr-defined]
+    for name in ("environment", "config", "files", "compose", "containers", "health"):
+        assert statuses[name] == "ok", (name, document)
+    assert statuses["ports"] == "ok"
+    assert statuses["verification"] == "warn"
+    report = Path(str(document["report_path"]))
+    assert stat.S_IMODE(report.stat().st_mode) == 0o600
+    password = stack.config_document().get("postgres_password")
+    if password:
+        assert str(password) not in report.read_text()
+
+
+def test_logs_of_one_service(stack: Install) -> None:
+    completed = stack.run("logs", "--services", "backend", "--tail", "20")
+    assert completed.code == 0, completed.stderr
+    assert "[backend] serving on port 3001" in completed.stdout
+    lines = [line for line in completed.stdout.splitlines() if line.strip()]
+    prefixes = {line.split("|", 1)[0].strip() for line in lines if "|" in line}
+    # Compose v1 prefixes lines with backend_1, v2 with backend-1.
+    assert prefixes
+    assert all(prefix.startswith("backend") for prefix in prefixes), prefixes
+
+
+def test_logs_since_needs_compose_v2(stack: Install) -> None:
+    completed = stack.run("logs", "--since", "5m")
+    assert completed.code == 2
+    assert "--since is not supported by Docker Compose 1.29.2 (docker-compose)" in (
+        completed.stderr
+    )
+
+
 def test_data_init_exited_zero(stack: Install) -> None:
     state = _container(stack, "data-init")["State"]
     assert state["Status"] == "exited"  # type: ignore[index]
@@ -184,8 +222,13 @@ def test_limits_visible_in_host_config(stack: Install, cell: Cell) -> None:
         assert host_config["PidsLimit"] == pids, service  # type: ignore[index]
 
 
-def test_second_start_not_blocked_by_own_ports(stack: Install) -> None:
-    _start(stack)
+def test_second_start_not_blocked_by_own_ports(stack: Install, cell: Cell) -> None:
+    completed = stack.run("start", "--no-pull", "--json")
+    assert completed.code == 0, completed.stderr
+    document = completed.json()
+    assert document["ready"] is True
+    assert set(document["images"]) == _expected_services(cell)  # type: ignore[arg-type]
+    assert document["verification"] == {"synthorg": "skipped", "dhi": "skipped"}
 
 
 @pytest.fixture

@@ -162,6 +162,12 @@ class FakeEngine:
             "Id": container_id,
             "RestartCount": 3,
             "Config": {"Env": ["POSTGRES_PASSWORD=do-not-leak"], "Image": "x"},
+            "HostConfig": {
+                "PortBindings": {
+                    "3001/tcp": [{"HostIp": "127.0.0.1", "HostPort": "40001"}],
+                    "8222/tcp": None,
+                }
+            },
             "State": {
                 "Status": "restarting",
                 "ExitCode": 1,

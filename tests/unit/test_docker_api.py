@@ -83,6 +83,17 @@ def test_inspect_drops_container_environment() -> None:
     assert "do-not-leak" not in repr(document)
 
 
+def test_bound_ports_include_configured_bindings() -> None:
+    api, engine = fake_api(
+        [summary("web", "restarting", "Restarting (1) 1 second ago", index=2)]
+    )
+    ports = api.bound_ports("demo")
+    assert [(p.host_ip, p.host_port, p.container_port) for p in ports] == [
+        ("127.0.0.1", 40001, 3001)
+    ]
+    assert engine.calls == ["containers", "inspect_container"]
+
+
 def _snapshot_calls(containers: int) -> int:
     summaries = [
         summary("backend", index=1),
