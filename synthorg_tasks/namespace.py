@@ -2,30 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from invoke.collection import Collection
+from invoke.tasks import Task
 
-__all__ = ["build_namespace"]
+__all__ = ["ROOT_TASKS", "SUB_COLLECTIONS", "build_namespace"]
+
+# Root task name → the task module that defines it.
+ROOT_TASKS = {
+    "init": "core",
+    "start": "stack",
+    "stop": "stack",
+    "status": "stack",
+    "logs": "stack",
+    "doctor": "stack",
+    "update": "update",
+    "verify": "verify",
+    "uninstall": "teardown",
+    "wipe": "teardown",
+}
+SUB_COLLECTIONS = ("config", "db", "pins")
 
 
-def build_namespace(include_dev: bool = False) -> Collection:
-    """Build the root collection explicitly, task by task.
-
-    ``include_dev`` adds the checkout-only ``pins`` collection, which edits
-    ``config/pins.toml`` and is therefore absent from the installed program.
-    """
+def _config_collection() -> Collection:
     from synthorg_tasks.tasks import config as config_tasks
-    from synthorg_tasks.tasks import core, db, stack, teardown
-    from synthorg_tasks.tasks import update as update_tasks
-    from synthorg_tasks.tasks import verify as verify_tasks
-
-    root = Collection()
-    root.add_task(core.init)
-    for task in (stack.start, stack.stop, stack.status, stack.logs, stack.doctor):
-        root.add_task(task)
-    root.add_task(update_tasks.update)
-    root.add_task(verify_tasks.verify)
-    root.add_task(teardown.uninstall)
-    root.add_task(teardown.wipe)
 
     config = Collection("config")
     for task in (
@@ -39,10 +41,55 @@ def build_namespace(include_dev: bool = False) -> Collection:
         config_tasks.config_import,
     ):
         config.add_task(task)
-    root.add_collection(config)
-    root.add_collection(db.build_collection())
-    if include_dev:
-        from synthorg_tasks.tasks.pins import pins_collection
+    return config
 
-        root.add_collection(pins_collection)
+
+def _db_collection() -> Collection:
+    from synthorg_tasks.tasks import db
+
+    return db.build_collection()
+
+
+def _pins_collection() -> Collection:
+    from synthorg_tasks.tasks.pins import pins_collection
+
+    return pins_collection
+
+
+_COLLECTION_BUILDERS: dict[str, Callable[[], Collection]] = {
+    "config": _config_collection,
+    "db": _db_collection,
+    "pins": _pins_collection,
+}
+
+
+def _root_task(name: str) -> Task[Any]:
+    import importlib
+
+    module = importlib.import_module(f"synthorg_tasks.tasks.{ROOT_TASKS[name]}")
+    task: Task[Any] = getattr(module, name)
+    return task
+
+
+def build_namespace(include_dev: bool = False, only: str | None = None) -> Collection:
+    """Build the root collection explicitly, task by task.
+
+    ``include_dev`` adds the checkout-only ``pins`` collection, which edits
+    ``config/pins.toml`` and is therefore absent from the installed program.
+    ``only`` names one root task or sub-collection to build alone: Invoke's
+    parser copies every task's flags on each run, so a one-task namespace
+    makes a command start faster. An unknown name builds everything.
+    """
+    collections = [*SUB_COLLECTIONS[:2], *(["pins"] if include_dev else [])]
+    root = Collection()
+    if only in ROOT_TASKS:
+        root.add_task(_root_task(only))
+        return root
+    if only in collections:
+        root.add_collection(_COLLECTION_BUILDERS[only]())
+        return root
+    for name in ROOT_TASKS:
+        root.add_task(_root_task(name))
+    for name in collections:
+        root.add_collection(_COLLECTION_BUILDERS[name]())
     return root

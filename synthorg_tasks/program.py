@@ -16,7 +16,13 @@ from synthorg_tasks.errors import ExitCode
 from synthorg_tasks.output import emit_json
 from synthorg_tasks.tasks._base import COMMON_HELP, set_program_defaults
 
-__all__ = ["SynthorgProgram", "main", "rewrite_space_form"]
+__all__ = [
+    "SynthorgProgram",
+    "build_program",
+    "main",
+    "requested_name",
+    "rewrite_space_form",
+]
 
 # Core flags that take a value, so the rewrite can skip the value.
 _VALUE_FLAGS = frozenset(
@@ -171,18 +177,49 @@ class SynthorgProgram(Program):
         raise Exit(f"error: {message}\nhint: {hint}", code=int(ExitCode.USAGE)) from exc
 
 
-def _program() -> SynthorgProgram:
-    from synthorg_tasks.namespace import build_namespace
+def requested_name(argv: Sequence[str]) -> str | None:
+    """Return the root task or sub-collection that ``argv`` runs, if exactly one.
 
+    ``None`` when no task is named, more than one positional token could be a
+    task, or the name is unknown; the caller then builds the full namespace.
+    """
+    from synthorg_tasks.namespace import ROOT_TASKS, SUB_COLLECTIONS
+
+    args = rewrite_space_form(argv)
+    index = 1
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            return None
+        if arg.startswith("-"):
+            index += 2 if arg in _VALUE_FLAGS else 1
+            continue
+        name = arg.split(".", 1)[0]
+        if arg in ROOT_TASKS or (name in SUB_COLLECTIONS and "." in arg):
+            return name
+        return None
+    return None
+
+
+def build_program(argv: Sequence[str] | None = None) -> SynthorgProgram:
+    """Return the program, with a namespace of just the task ``argv`` runs."""
+    from synthorg_tasks.namespace import ROOT_TASKS, build_namespace
+
+    only = requested_name(argv) if argv is not None else None
+    # Several tasks in one call ("synthorg init status") need them all.
+    if only in ROOT_TASKS and argv is not None:
+        others = [a for a in argv[1:] if a in ROOT_TASKS and a != only]
+        if others:
+            only = None
     return SynthorgProgram(
         name="synthorg",
         binary="synthorg",
         binary_names=["synthorg"],
         version=__version__,
-        namespace=build_namespace(include_dev=False),
+        namespace=build_namespace(include_dev=False, only=only),
     )
 
 
 def main() -> None:
     """Entry point of the ``synthorg`` console script."""
-    _program().run()
+    build_program(sys.argv).run()

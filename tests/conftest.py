@@ -49,17 +49,9 @@ def run_synthorg(*args: str, stdin: str = "") -> RunResult:
     """Run the ``synthorg`` program in this process and capture what it prints."""
     import sys
 
-    from synthorg_tasks import __version__
-    from synthorg_tasks.namespace import build_namespace
-    from synthorg_tasks.program import SynthorgProgram
+    from synthorg_tasks.program import build_program
 
-    program = SynthorgProgram(
-        name="synthorg",
-        binary="synthorg",
-        binary_names=["synthorg"],
-        version=__version__,
-        namespace=build_namespace(include_dev=False),
-    )
+    program = build_program(["synthorg", *args])
     out, err = io.StringIO(), io.StringIO()
     old_stdin = sys.stdin
     sys.stdin = io.StringIO(stdin)

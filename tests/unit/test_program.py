@@ -167,3 +167,50 @@ def test_common_flags_before_task_name(tmp_path: Path) -> None:
     again = run_synthorg("-q", "--data-dir", str(data), "init", "--yes")
     assert again.code == 0, again.output
     assert again.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["synthorg", "init", "--backend", "sqlite"], "init"),
+        (["synthorg", "--json", "--data-dir", "/x", "status"], "status"),
+        (["synthorg", "config", "get", "web_port"], "config"),
+        (["synthorg", "db.migrate"], "db"),
+        (["synthorg", "--help"], None),
+        (["synthorg", "--list"], None),
+        (["synthorg", "nosuch"], None),
+        (["synthorg", "config"], None),
+    ],
+    ids=[
+        "root-task",
+        "after-core-flags",
+        "space-form",
+        "dotted",
+        "help",
+        "list",
+        "unknown",
+        "collection-alone",
+    ],
+)
+def test_requested_name(argv: list[str], expected: str | None) -> None:
+    from synthorg_tasks.program import requested_name
+
+    assert requested_name(argv) == expected
+
+
+def test_one_task_namespace_matches_full_one() -> None:
+    from synthorg_tasks.program import build_program
+
+    alone = build_program(["synthorg", "init"]).namespace
+    assert alone.task_names == {"init": []} or list(alone.task_names) == ["init"]
+    full = build_namespace()
+    assert [a.names for a in alone.tasks["init"].get_arguments()] == [
+        a.names for a in full.tasks["init"].get_arguments()
+    ]
+
+
+def test_two_tasks_in_one_call_build_everything() -> None:
+    from synthorg_tasks.program import build_program
+
+    program = build_program(["synthorg", "init", "status"])
+    assert {"init", "status"} <= set(program.namespace.task_names)
