@@ -11,7 +11,7 @@ from synthorg_tasks.engine.compose_cli import ComposeCli, detect_compose
 from synthorg_tasks.errors import ComposeFailed, Interrupted, UsageError
 from synthorg_tasks.grammars import SERVICE_FILTER_RE
 from synthorg_tasks.lifecycle._stack import require_compose_file
-from synthorg_tasks.state.config import load_strict
+from synthorg_tasks.state.config import Config, load_strict
 
 __all__ = ["LogsRequest", "logs_arguments", "run_logs"]
 
@@ -61,10 +61,28 @@ def logs_arguments(request: LogsRequest, cli: ComposeCli) -> list[str]:
     return [*arguments, "--", *request.services]
 
 
+def _configured_services(config: Config) -> list[str]:
+    """Return the services of this install's compose.yml, in compose order."""
+    services = ["data-init"]
+    if config.uses_postgres:
+        services.append("postgres")
+    if config.uses_nats:
+        services.append("nats")
+    return [*services, "backend", "web"]
+
+
 def run_logs(request: LogsRequest, data_dir: Path) -> None:
     """Stream the logs; Ctrl+C during ``--follow`` exits 130."""
     config = load_strict(data_dir)
     require_compose_file(config.data_dir)
+    known = _configured_services(config)
+    unknown = [s for s in request.services if s not in known]
+    if unknown:
+        raise UsageError(
+            f"unknown service {', '.join(map(repr, unknown))}; this install has "
+            f"{', '.join(known)}",
+            hints=[f"synthorg logs --services {known[-2]}"],
+        )
     cli = detect_compose()
     arguments = logs_arguments(request, cli)
     process = cli.popen(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -228,3 +229,17 @@ def test_verification_without_pipeline_fails_closed(
     with pytest.raises(VerificationError) as caught:
         _verification_mode(StartRequest(), [])
     assert "unavailable" in caught.value.message
+
+
+def test_logs_unknown_service_is_usage_error(tmp_path: Path) -> None:
+    from synthorg_tasks.errors import UsageError
+    from synthorg_tasks.lifecycle.init import InitRequest, run_init
+    from synthorg_tasks.lifecycle.logs import LogsRequest, run_logs
+    from synthorg_tasks.output import Output
+
+    data = tmp_path / "logs"
+    run_init(InitRequest(environ={}), data, Output())
+    with pytest.raises(UsageError) as caught:
+        run_logs(LogsRequest(services=["backend", "nope"]), data)
+    assert "unknown service 'nope'" in caught.value.message
+    assert caught.value.exit_code == 2
