@@ -66,7 +66,7 @@ from synthorg_tasks.state.lock import LifecycleLock
 from synthorg_tasks.state.paths import CONFIG_FILE, NATS_CONF_FILE
 from synthorg_tasks.verify.pins import Pins, load_pins
 
-__all__ = ["StartRequest", "StartResult", "run_start"]
+__all__ = ["StartRequest", "StartResult", "run_start", "up_detached", "wait_ready"]
 
 _logger = get_logger("lifecycle")
 
@@ -352,7 +352,13 @@ def _up_arguments(session: EngineSession, detach: bool) -> list[str]:
     return arguments
 
 
-def _up_detached(session: EngineSession, config: Config, out: Output) -> Baseline:
+def up_detached(session: EngineSession, config: Config, out: Output) -> Baseline:
+    """Run ``compose up -d`` under the crash-loop monitor; return its baseline.
+
+    The monitor polls the project's containers every 2 s and terminates
+    Compose when a container crash-loops or ``data-init`` fails. ``update``
+    restarts the stack through this function too.
+    """
     baseline = crash_baseline(
         session.api.list_containers(config.project_name, inspect_all=True)
     )
@@ -419,7 +425,7 @@ def _up_attached(session: EngineSession, config: Config) -> None:
 # -- step 6 -------------------------------------------------------------------
 
 
-def _wait_ready(
+def wait_ready(
     session: EngineSession,
     config: Config,
     budget: float,
@@ -427,6 +433,7 @@ def _wait_ready(
     environ: Mapping[str, str],
     baseline: Baseline | None,
 ) -> ReadinessResult:
+    """Wait up to ``budget`` seconds for ``/readyz``, aborting on a crash loop."""
     host = probe_host(config.bind_address)
     prefix = api_prefix(environ)
     timeout = config.tunable_seconds("health_check_timeout", environ)
@@ -499,7 +506,7 @@ def run_start(
         )
         ready = False
         if not request.no_detach and not request.no_wait:
-            ready = _wait_ready(session, config, budget, out, env, baseline).ready
+            ready = wait_ready(session, config, budget, out, env, baseline).ready
     finally:
         session.close()
     return StartResult(ready, _urls(config), images, verification)
@@ -551,5 +558,5 @@ def _locked_steps(
         if request.no_detach:
             _up_attached(session, config)
         else:
-            baseline = _up_detached(session, config, out)
+            baseline = up_detached(session, config, out)
     return verification, baseline

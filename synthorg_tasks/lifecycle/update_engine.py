@@ -138,9 +138,9 @@ class ComposeStackEngine:
     def up(self, config: Config) -> None:
         """Start the project detached under start's crash-loop monitor."""
         # The same monitored ``up -d`` as start, so a crash loop aborts here too.
-        from synthorg_tasks.lifecycle.start import _up_detached
+        from synthorg_tasks.lifecycle.start import up_detached
 
-        self.baseline = _up_detached(self.session, config, self.out)
+        self.baseline = up_detached(self.session, config, self.out)
 
     def wait_ready(self, config: Config, budget_seconds: float) -> None:
         """Wait until the backend is ready; raise :class:`Unhealthy` on timeout.
@@ -148,8 +148,8 @@ class ComposeStackEngine:
         Like start, the wait aborts early on a crash loop and prints
         per-container diagnostics when it fails.
         """
-        from synthorg_tasks.lifecycle.start import _wait_ready
+        from synthorg_tasks.lifecycle.start import wait_ready
 
-        _wait_ready(
+        wait_ready(
             self.session, config, budget_seconds, self.out, self.environ, self.baseline
         )
