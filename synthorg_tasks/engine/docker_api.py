@@ -488,26 +488,34 @@ def connect(timeout: float, environ: Mapping[str, str] | None = None) -> DockerA
     return adapter
 
 
-def _check_unix_socket(base_url: str, timeout: float) -> None:
-    """Connect to a ``unix://`` engine socket once and close it again.
+def unix_socket_error(base_url: str, timeout: float) -> OSError | None:
+    """Connect to a ``unix://`` engine socket once; return the failure, if any.
 
-    docker-py 7.x leaves its socket open when the connect fails, so an absent
-    daemon is detected here first, with a socket that is always closed.
+    docker-py 7.x leaves its socket open when the connect fails, so every
+    caller detects an absent daemon here first, with a socket that is always
+    closed. Other schemes (``tcp://``) are not probed and return ``None``.
     """
     if not base_url.startswith(("unix://", "http+unix://")):
-        return
-    path = base_url.split("://", 1)[1]
-    path = "/" + path.lstrip("/")
+        return None
+    path = "/" + base_url.split("://", 1)[1].lstrip("/")
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
         probe.settimeout(timeout)
         try:
             probe.connect(path)
         except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            raise EngineUnreachable(
-                f"Docker engine not reachable: cannot connect to {path}: {reason}",
-                hints=_UNREACHABLE_HINTS,
-            ) from exc
+            return exc
+    return None
+
+
+def _check_unix_socket(base_url: str, timeout: float) -> None:
+    error = unix_socket_error(base_url, timeout)
+    if error is not None:
+        path = "/" + base_url.split("://", 1)[1].lstrip("/")
+        reason = error.strerror or type(error).__name__
+        raise EngineUnreachable(
+            f"Docker engine not reachable: cannot connect to {path}: {reason}",
+            hints=_UNREACHABLE_HINTS,
+        ) from error
 
 
 def _counted(adapter: DockerApi, response: Any) -> Any:

@@ -7,9 +7,9 @@ the check was skipped instead of failing on a host without Docker.
 from __future__ import annotations
 
 import os
-import socket
 from typing import Any
 
+from synthorg_tasks.engine.docker_api import DEFAULT_UNIX_SOCKET, unix_socket_error
 from synthorg_tasks.logging import get_logger
 
 __all__ = ["project_has_containers", "project_volume_exists"]
@@ -25,18 +25,11 @@ def _unix_socket_answers() -> bool:
     docker-py leaks its socket when a unix connection is refused, so the
     common "no daemon" case is detected here first, which is also faster.
     """
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    if not host.startswith("unix://"):
-        return True
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    probe.settimeout(_TIMEOUT_SECONDS)
-    try:
-        probe.connect(host[len("unix://") :])
-    except OSError as exc:
-        _logger.debug("Docker engine not reachable at %s: %s", host, exc)
+    host = os.environ.get("DOCKER_HOST", DEFAULT_UNIX_SOCKET)
+    error = unix_socket_error(host, _TIMEOUT_SECONDS)
+    if error is not None:
+        _logger.debug("Docker engine not reachable at %s: %s", host, error)
         return False
-    finally:
-        probe.close()
     return True
 
 

@@ -8,7 +8,6 @@ to the OCI spelling here.
 from __future__ import annotations
 
 import platform as host_platform
-import socket
 import sys
 
 from synthorg_tasks.logging import get_logger
@@ -50,27 +49,6 @@ def host_image_platform() -> str:
     return f"{system}/{oci_architecture(host_platform.machine())}"
 
 
-_DEFAULT_SOCKET = "unix:///var/run/docker.sock"
-
-
-def _unix_socket_answers(base_url: str, timeout: float) -> bool:
-    """Whether a ``unix://`` engine socket accepts a connection (others: true).
-
-    docker-py leaves its socket open when connecting fails, so an absent
-    daemon is detected first with a socket that is always closed.
-    """
-    if not base_url.startswith(("unix://", "http+unix://")):
-        return True
-    path = "/" + base_url.split("://", 1)[1].lstrip("/")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(timeout)
-        try:
-            probe.connect(path)
-        except OSError:
-            return False
-    return True
-
-
 def engine_platform(timeout: float = 5.0) -> str | None:
     """Return the engine's platform, or ``None`` when the engine is unreachable.
 
@@ -85,9 +63,14 @@ def engine_platform(timeout: float = 5.0) -> str | None:
         from docker.utils import kwargs_from_env
     except ImportError:
         return None
-    base_url = str(kwargs_from_env().get("base_url") or _DEFAULT_SOCKET)
-    if not _unix_socket_answers(base_url, timeout):
-        _logger.debug("Docker engine socket %s does not answer", base_url)
+    from synthorg_tasks.engine.docker_api import DEFAULT_UNIX_SOCKET, unix_socket_error
+
+    base_url = str(kwargs_from_env().get("base_url") or DEFAULT_UNIX_SOCKET)
+    error = unix_socket_error(base_url, timeout)
+    if error is not None:
+        _logger.debug(
+            "Docker engine socket %s refused the connection: %s", base_url, error
+        )
         return None
     try:
         client = docker.from_env(timeout=timeout)
