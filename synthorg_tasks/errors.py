@@ -167,7 +167,7 @@ class EngineError(SynthorgError):
 
 
 class EngineUnreachable(EngineError):
-    """Raised when Docker is missing or its daemon does not answer."""
+    """Raised when Docker is missing or its daemon does not respond."""
 
     exit_code = ExitCode.UNREACHABLE
     slug = "engine_unreachable"
@@ -231,14 +231,14 @@ class HealthError(SynthorgError):
 
 
 class Unhealthy(HealthError):
-    """Raised when the stack answers but is not ready, or a container crash-loops."""
+    """Raised when the stack responds but is not ready, or a container crash-loops."""
 
     exit_code = ExitCode.CRITICAL
     slug = "unhealthy"
 
 
 class Unreachable(HealthError):
-    """Raised when the backend never answered within the budget."""
+    """Raised when the backend never responded within the budget."""
 
     exit_code = ExitCode.UNREACHABLE
     slug = "unreachable"

@@ -4,7 +4,7 @@ The steps run in this order and nothing is written until every step before
 the lock succeeded:
 
 1. resolve and validate every value (flag → env twin → stored value →
-   interactive answer → default) and the port collision matrix;
+   interactive choice → default) and the port collision matrix;
 2. on re-init, load the stored document and confirm the overwrite;
 3. keep the stored PostgreSQL password, or check that no data volume of this
    project exists and generate one;
@@ -98,7 +98,7 @@ class InitRequest:
 
 @dataclass(frozen=True)
 class InitResult:
-    """What ``init`` wrote."""
+    """The config and files that one ``init`` run wrote."""
 
     config: Config
     files: list[str]
@@ -526,7 +526,7 @@ def run_init(
             if isinstance(doc["postgres_password"], str):
                 register_secret(doc["postgres_password"])
         else:
-            _refuse_existing_volume(project, volume_probe, warnings)
+            _reject_existing_volume(project, volume_probe, warnings)
             doc["postgres_password"] = generate_password()
             register_secret(doc["postgres_password"])
     else:
@@ -570,7 +570,7 @@ def run_init(
     return InitResult(config, written, reinit, warnings)
 
 
-def _refuse_existing_volume(
+def _reject_existing_volume(
     project: str, volume_probe: VolumeProbe | None, warnings: list[str]
 ) -> None:
     found = volume_probe(project) if volume_probe is not None else None

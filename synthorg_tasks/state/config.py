@@ -1,9 +1,9 @@
 """The ``config.json`` model: defaults, loaders, coercion, validation, serialisation.
 
-A config is a frozen :class:`Config`. Four loaders read the file; each treats
-an unparseable file as a hard error that names the file and the position and
-leaves it untouched, so no loader ever mistakes a truncated file for a missing
-one and regenerates the secrets it held.
+A config is a frozen :class:`Config`, and four loaders read the file. Each
+treats an unparseable file as a hard error that names the file and the
+position and leaves it untouched. So no loader mistakes a truncated file for
+a missing one and regenerates the secrets it contained.
 
 | loader   | coercion | validation            | missing file        |
 | -------- | -------- | --------------------- | ------------------- |
@@ -180,9 +180,9 @@ _KNOWN_KEYS = frozenset(KEY_ORDER)
 class Config:
     """One install's settings, as stored in ``config.json``.
 
-    ``None`` for an override means the pins' value is used. ``tunables`` holds
-    only the tunables stored in the file; ``extra`` holds unknown keys in their
-    stored order, preserved on every save and never rendered.
+    ``None`` for an override means the pins' value is used. ``tunables`` contains
+    only the tunables stored in the file. ``extra`` contains unknown keys in
+    their stored order, preserved on every save and never rendered.
     """
 
     data_dir: Path
@@ -288,7 +288,7 @@ class Finding:
 
 @dataclass(frozen=True)
 class LoadResult:
-    """What the tolerant loader read: a usable config and what was wrong with it."""
+    """The tolerant loader's result: a usable config and the problems found in it."""
 
     config: Config
     initialized: bool
@@ -405,7 +405,7 @@ def read_config_bytes(path: Path) -> bytes | None:
     mode = stat.S_IMODE(info.st_mode)
     if mode & 0o077:
         _logger.warning(
-            "%s is readable by group or others (mode %04o); it holds secrets",
+            "%s is readable by group or others (mode %04o) and contains secrets",
             path,
             mode,
         )
