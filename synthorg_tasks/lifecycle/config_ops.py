@@ -546,8 +546,9 @@ def _key_position(text: str, key: str) -> str:
     offset = text.find(needle)
     if offset < 0:
         return ""
-    line = text.count("\n", 0, offset) + 1
-    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    from synthorg_tasks.state.config import line_column
+
+    line, column = line_column(text, offset)
     return f" (line {line}, column {column})"
 
 

@@ -53,6 +53,7 @@ __all__ = [
     "LoadResult",
     "Tunable",
     "config_path",
+    "line_column",
     "load_reinit",
     "load_strict",
     "load_teardown",
@@ -320,7 +321,8 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _line_column(text: str, offset: int) -> tuple[int, int]:
+def line_column(text: str, offset: int) -> tuple[int, int]:
+    """Return the 1-based line and column of ``offset`` in ``text``."""
     line = text.count("\n", 0, offset) + 1
     column = offset - (text.rfind("\n", 0, offset) + 1) + 1
     return line, column
@@ -352,7 +354,7 @@ def parse_config_bytes(data: bytes, path: Path) -> dict[str, Any]:
         needle = json.dumps(exc.key)
         first = text.find(needle)
         second = text.find(needle, first + 1)
-        line, column = _line_column(text, max(second, 0))
+        line, column = line_column(text, max(second, 0))
         raise _malformed(
             path, f"line {line}, column {column}", f"duplicate key {needle}"
         ) from None
